@@ -12,6 +12,7 @@ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_packages+=(nginx)
 command -v shellcheck >/dev/null || apt_packages+=(shellcheck)
 command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ] || apt_packages+=(debootstrap)
 command -v dockerd >/dev/null || apt_packages+=(docker.io)
+command -v wrk >/dev/null || apt_packages+=(wrk)
 if [ "${#apt_packages[@]}" -gt 0 ]; then
   echo "installing Debian packages: ${apt_packages[*]}"
   export DEBIAN_FRONTEND=noninteractive

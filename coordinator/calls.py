@@ -32,7 +32,7 @@ class CallContext:
     """Everything the tool layer may know about the caller of one tools/call.
 
     `transport_session_id` is the handshake-era `Mcp-Session-Id`, the SSE session or the stdio
-    connection id; it is None for 2026-07-28 requests, which stand alone. `caller` is the auth
+    connection id (in either era); it is None for 2026-07-28 requests over HTTP, which stand alone. `caller` is the auth
     token's name, or None when auth is off.
     """
 

@@ -1,0 +1,7 @@
+"""`python -m coordinator`: the same as the `coordinator` console script."""
+
+import sys
+
+from coordinator.cli import main
+
+sys.exit(main())

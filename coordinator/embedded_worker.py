@@ -1,0 +1,71 @@
+"""The embedded worker: the reference worker app served in-process on 127.0.0.1:0 when none is configured."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from coordinator.config import Config
+from coordinator.logs import get_logger
+
+log = get_logger("coordinator.embedded_worker")
+
+
+class EmbeddedWorker:
+    """Runs `worker.app.create_app` under its own AppRunner on a loopback port; `url` is set by `start()`.
+
+    `worker` is imported here, lazily, so every other path works without it. The worker's config is
+    built from the coordinator's (`worker.workspace_root`, `session.max_sessions`, `server.log_level`)
+    and ignores the environment, whose PORT and HOST belong to the coordinator.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.url: str | None = None
+        self._runner: web.AppRunner | None = None
+        self._app: web.Application | None = None
+
+    def worker_overrides(self) -> dict[str, Any]:
+        """The embedded worker's config, as `worker.config.load_config` overrides."""
+        root = Path(self.config.worker.workspace_root).expanduser().resolve()
+        return {
+            "host": "127.0.0.1",
+            "port": 0,
+            "workspace_root": str(root),
+            "max_sessions": self.config.session.max_sessions,
+            # The coordinator expires sessions itself; the worker's own reaper is only a backstop.
+            "session_idle_ttl_seconds": max(3600.0, 2 * self.config.session.max_age),
+            "log_level": self.config.server.log_level,
+        }
+
+    async def start(self) -> str:
+        """Create the workspace root, start the app, and return its base URL."""
+        from worker.app import create_app  # noqa: PLC0415 - lazy: the worker is optional for remote setups
+        from worker.config import load_config  # noqa: PLC0415
+
+        overrides = self.worker_overrides()
+        _make_root(overrides["workspace_root"])
+        self._app = create_app(load_config(env={}, overrides=overrides))
+        self._runner = web.AppRunner(self._app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}"
+        log.info(
+            "embedded worker started",
+            extra={"worker_url": self.url, "workspace_root": overrides["workspace_root"]},
+        )
+        return self.url
+
+    async def aclose(self) -> None:
+        """Stop the worker (its shutdown kills any child process still running)."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+def _make_root(path: str) -> None:
+    Path(path).mkdir(parents=True, exist_ok=True)
