@@ -1,4 +1,4 @@
-"""docs/configuration.md (merged into the README) lists exactly the schema's keys, with their defaults."""
+"""The README's configuration table lists exactly the schema's keys, with their defaults and env variables."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ from pathlib import Path
 
 from coordinator.config import ENV_VARS, schema_keys
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+DOC = Path(__file__).resolve().parents[2] / "README.md"
 ROW = re.compile(r"^\| `([a-z_.]+)` \|(.*)$")
 
 
 def table() -> dict[str, list[str]]:
     rows: dict[str, list[str]] = {}
-    for line in DOC.read_text("utf-8").splitlines():
+    text = DOC.read_text("utf-8")
+    section = text[text.index("<!-- config-table:start -->") : text.index("<!-- config-table:end -->")]
+    for line in section.splitlines():
         match = ROW.match(line)
         if match:
             rows[match.group(1)] = [cell.strip() for cell in match.group(2).split(" | ")]
