@@ -29,7 +29,10 @@ def make_store(config: SessionConfig) -> SessionStore:
     if config.store == "redis":
         from coordinator.redis_store import RedisSessionStore  # noqa: PLC0415 - optional extra
 
-        store: SessionStore = RedisSessionStore(config.redis, max_age=config.max_age)
+        # Records outlive max_age by a grace long enough that the expiry loop always claims them first:
+        # only a claim deletes the workspace, so a record Redis dropped on its own would orphan one.
+        grace = max(60.0, config.max_age / 2, 3 * config.cleanup_interval)
+        store: SessionStore = RedisSessionStore(config.redis, max_age=config.max_age, ttl_grace=grace)
         return store
     return MemorySessionStore(config.max_age)
 
@@ -138,7 +141,16 @@ class SessionManager:
             break
         now = time.time()
         record = SessionRecord(session_id, endpoint.url, now, now, owner=owner, transport_key=transport_key)
-        await self.store.create(record)
+        try:
+            await self.store.create(record)
+        except StoreUnavailable:
+            # The workspace exists but no replica knows it: remove it now rather than leave it to the
+            # worker's idle reaper. Best effort; the caller still gets the store's retryable error.
+            with contextlib.suppress(WorkerError):
+                await self.client.call(
+                    endpoint.url, "DELETE", f"/v1/sessions/{session_id}", None, idempotent=True, trace_id=trace_id
+                )
+            raise
         self.pool.pinned(endpoint.url)
         self.metrics.sessions_created.inc()
         log.info(
