@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import time
 from collections.abc import Mapping
@@ -67,7 +68,9 @@ class AuditLog:
         if not config.enabled:
             self._out: IO[str] | None = None
         elif config.backend == "file":
-            self._owned = open(config.file_path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+            # Records carry callers' code and file contents: a new file is readable by owner and group only.
+            fd = os.open(config.file_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+            self._owned = open(fd, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
             self._out = self._owned
         else:
             self._out = stream if stream is not None else sys.stdout

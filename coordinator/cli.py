@@ -52,6 +52,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     if args.check_config:
         source = path or "built-in defaults"
+        if config.auth.enabled:
+            # The server would refuse to start without a readable, well-formed token file: say so now.
+            from coordinator.auth import AuthConfigError, load_tokens  # noqa: PLC0415 - only when enabled
+
+            try:
+                load_tokens(config.auth.tokens_file)
+            except AuthConfigError as exc:
+                prefix = f"{os.path.basename(path)}: " if path else ""
+                print(f"{prefix}auth.tokens_file: {exc}", file=sys.stderr)
+                return EXIT_CONFIG
         print(f"config OK ({source})")
         return 0
     setup_logging(config.server.log_level)

@@ -100,6 +100,9 @@ def _describe(err: jsonschema.ValidationError) -> str:
     kind = err.validator
     if kind == "pattern" and schema_node.get("pattern") == schema()["$defs"]["duration"]["pattern"]:
         return f"{value!r} is not a duration ({EXAMPLES})"
+    if kind == "type" and schema_node.get("pattern") == schema()["$defs"]["duration"]["pattern"]:
+        # YAML reads `5` as a number: say how to write a duration rather than "is not a string".
+        return f"{value!r} is not a duration; give it a unit, e.g. '{value}s' ({EXAMPLES})"
     if kind == "type":
         wanted = schema_node.get("type")
         names = {

@@ -61,10 +61,22 @@ class EmbeddedWorker:
         return self.url
 
     async def aclose(self) -> None:
-        """Stop the worker (its shutdown kills any child process still running)."""
+        """Stop the worker (its shutdown kills any child process still running).
+
+        With the memory store, the sessions die with this process: nothing could ever reach their
+        workspaces again, so they are deleted rather than left under the workspace root for good.
+        (Only this worker's own sessions: other coordinators may share the root, e.g. stdio copies.)
+        """
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._app is not None and self.config.session.store == "memory":
+            from worker.state import STATE  # noqa: PLC0415 - lazy, as in start()
+
+            registry = self._app[STATE].sessions
+            for session in registry.sessions():
+                await registry.delete(session.id, reason="deleted at coordinator shutdown")
+        self._app = None
 
 
 def _make_root(path: str) -> None:

@@ -16,6 +16,10 @@ STORE_PING_TIMEOUT = 2.0
 """Seconds /ready waits for the session store's ping."""
 
 
+PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
+"""Headers a reverse proxy adds; their presence means the loopback peer relays another caller."""
+
+
 def is_loopback(remote: str | None) -> bool:
     """True for 127.0.0.0/8, ::1 and IPv4-mapped loopback peers."""
     if not remote:
@@ -69,12 +73,15 @@ def add_routes(app: web.Application, runtime: Runtime) -> None:
 
     async def debug_sessions(request: web.Request) -> web.Response:
         mode = runtime.config.security.debug_endpoints
-        if mode == "disabled" or (mode == "loopback" and not is_loopback(request.remote)):
+        # A loopback peer that forwards (a local nginx/Caddy in front) may be relaying anyone: the session
+        # ids listed here are bearer handles, so proxied requests are not "loopback callers".
+        proxied = any(h in request.headers for h in PROXY_HEADERS)
+        if mode == "disabled" or (mode == "loopback" and (proxied or not is_loopback(request.remote))):
             return web.json_response(
                 {
                     "error": "forbidden",
-                    "message": "/debug/sessions answers loopback callers only "
-                    "(set security.debug_endpoints: open to change that)"
+                    "message": "/debug/sessions answers loopback callers only, not requests relayed by a "
+                    "proxy (set security.debug_endpoints: open to change that)"
                     if mode == "loopback"
                     else "/debug/sessions is disabled (security.debug_endpoints: disabled)",
                 },

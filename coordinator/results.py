@@ -61,10 +61,14 @@ def worker_message(tool: str, exc: WorkerError) -> str:
     if exc.kind == "protocol":
         return f"{tool} failed: {exc.message}"
     hint = {
-        "too_large": "; read large files in pieces with offset and limit",
-        "capacity_exhausted": "; close sessions you no longer need with session.close",
+        "too_large": {
+            "fs.read": "; read large files in pieces with offset and limit",
+            "artifact.get": "; read it in pieces with fs.read (path artifacts/...) and offset and limit",
+        }.get(tool, ""),
+        # The worker is full or draining, or killed the call because its session was closed.
+        "capacity_exhausted": "; try again shortly (after session.create if this session was closed)",
     }.get(exc.code or "", "")
-    if exc.code == "internal" or ((exc.status or 0) >= 500 and exc.code != "timeout"):
+    if exc.code == "internal" or ((exc.status or 0) >= 500 and exc.code not in ("timeout", "capacity_exhausted")):
         return f"{tool} failed: the worker reported an internal error: {exc.message}"
     return f"{tool} failed: {exc.message}{hint}"
 

@@ -189,7 +189,12 @@ TOOLS: list[dict[str, Any]] = [
                 "recursive": {"type": "boolean", "default": False, "description": "Include subdirectories."},
                 "glob": {
                     "type": "string",
-                    "description": "Only entries matching this pattern, e.g. *.py or **/*.csv.",
+                    "description": (
+                        "Only entries matching this fnmatch pattern: a pattern without / matches file names "
+                        "(*.py), one with / matches the path from the workspace root (src/*.py; * also "
+                        "crosses /). **/ matches any depth, including none, and lists recursively, "
+                        "e.g. **/*.csv."
+                    ),
                 },
             }
         ),

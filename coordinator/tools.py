@@ -294,6 +294,14 @@ class CoordinatorTools:
         text = str(answer.get("content", ""))
         if answer.get("encoding") == "base64":
             text = f"(binary file, {answer.get('size')} bytes, base64)\n{text}"
+        if answer.get("eof") is False:
+            # A model that reads only the text must learn that the file goes on, and how to page.
+            start = int(answer.get("offset") or 0)
+            end = start + int(answer.get("length") or 0)
+            text += (
+                f"\n(bytes {start}-{end} of {answer.get('size')}; the file continues: "
+                f"call fs.read again with offset={end} for the rest)"
+            )
         return self._opened_note(ok(text, answer), record, created), record.session_id
 
     async def _fs_write(self, arguments: Mapping[str, Any], ctx: CallContext) -> tuple[Result, str | None]:
@@ -329,6 +337,7 @@ class CoordinatorTools:
         lines = [
             f"{e.get('path')}{'/' if e.get('type') == 'dir' else ''}"
             + (f"  ({e.get('size')} bytes)" if e.get("type") == "file" else "")
+            + ("  (symlink, not followed)" if e.get("type") == "symlink" else "")
             for e in entries
             if isinstance(e, dict)
         ]
@@ -374,7 +383,10 @@ class CoordinatorTools:
     @staticmethod
     def _run_timeout(record: SessionRecord, exc: WorkerError) -> Result:
         details = dict(exc.details)
-        text = f"run.python failed: {exc.message}; the process was killed"
+        text = (
+            f"run.python failed: {exc.message}. Make the code finish sooner, or pass a larger timeout "
+            "(the worker caps it)."
+        )
         for stream in ("stdout", "stderr"):
             if details.get(stream):
                 text += f"\n--- {stream} (partial) ---\n{details[stream]}"
@@ -389,7 +401,13 @@ class CoordinatorTools:
 
     async def _pkg_install(self, arguments: Mapping[str, Any], ctx: CallContext) -> tuple[Result, str | None]:
         record, created = await self._session(arguments, ctx)
-        body = {"packages": list(arguments["packages"])}
+        body: dict[str, Any] = {"packages": list(arguments["packages"])}
+        # The worker's own install limit (300 s by default) may exceed worker.timeout (120 s by default):
+        # ask it to stop pip in time to answer, so a slow install is a clean timeout result rather than
+        # a worker timeout that leaves pip running and the session busy.
+        budget = self.config.worker.timeout - self.config.worker.connect_timeout - 5.0
+        if budget >= 1.0:
+            body["timeout"] = budget
 
         async def run(progress_ctx: CallContext) -> Result:
             answer = await self._with_progress(

@@ -191,7 +191,9 @@ class WorkerClient:
                 log.debug("worker answered %s; retrying an idempotent call", status, extra={"url": url})
                 await asyncio.sleep(self._backoff(attempt))
                 continue
-            raise self._fail(err) if status >= 500 else err
+            # A `timeout` answer is the user's program (or pip) running past its own limit: the worker
+            # did its job, so it is not counted in coordinator_worker_errors_total.
+            raise self._fail(err) if status >= 500 and code != "timeout" else err
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def health(self, base_url: str, probe_timeout: float) -> dict[str, Any]:

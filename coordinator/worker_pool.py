@@ -138,6 +138,14 @@ class WorkerPool:
                 best = ep
         return best
 
+    def capacity_note(self) -> str | None:
+        """When healthy workers exist but every one is full: their fill, in words; else None."""
+        healthy = self.healthy()
+        if not healthy or any(ep.capacity is None or ep.sessions < ep.capacity for ep in healthy):
+            return None
+        fill = ", ".join(f"{ep.url} holds {ep.sessions} of {ep.capacity}" for ep in healthy)
+        return f"every healthy worker is at its session capacity: {fill}"
+
     def pinned(self, url: str) -> None:
         """A session was just created on `url`."""
         ep = self.endpoints.get(url)

@@ -33,6 +33,13 @@ _OS_ERRORS = {
     errno.EDQUOT: "too_large",
     errno.EFBIG: "too_large",
 }
+# What to tell the caller for each: the request path (/v1/sessions/...) means nothing to a model.
+_OS_HINTS = {
+    errno.ENAMETOOLONG: "a file or directory name is too long (at most 255 bytes per name); use a shorter one",
+    errno.ENOSPC: "the workspace volume is full; delete files that are no longer needed",
+    errno.EDQUOT: "the workspace volume's quota is used up; delete files that are no longer needed",
+    errno.EFBIG: "the file would exceed the largest size allowed",
+}
 _HTTP_CODES = {404: "not_found", 405: "invalid_argument", 413: "too_large", 400: "invalid_argument"}
 
 
@@ -67,7 +74,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             log.exception("unexpected OS error", extra=fields(worker_id=state.config.worker_id, session_id=sid))
             response = error_response(WorkerError("internal", "the worker failed unexpectedly; see its log"))
         else:
-            response = error_response(WorkerError(known, f"{request.path}: {exc.strerror or exc}"))
+            response = error_response(WorkerError(known, f"{exc.strerror or exc}: {_OS_HINTS[exc.errno or 0]}"))
     except Exception:
         log.exception(
             "unexpected failure", extra=fields(worker_id=state.config.worker_id, session_id=sid, trace_id=tid)

@@ -120,6 +120,11 @@ def write_file(
     """Write `data` atomically (temp file in the same directory, then rename), creating parents."""
     if not split_path(path):
         raise invalid(f"path {path!r} names the workspace root; give a file name")
+    if path.endswith("/"):
+        # POSIX would refuse `name/` as a file; writing a file called `name` would surprise the caller.
+        raise invalid(
+            f"path {path!r} ends with '/', which names a directory; give a file path such as '{path}file.txt'"
+        )
     resolved = ws.resolve(path, create_parents=True)
     try:
         if resolved.name is None:
@@ -135,6 +140,7 @@ def write_file(
             raise outside(path, "it became a symlink during the operation")
         if existing is not None and not stat.S_ISREG(existing.st_mode):
             raise invalid(f"path {path!r} is not a regular file")
+        written = len(data)
         if append and existing is not None:
             fd = open_final(resolved, os.O_RDONLY, path)
             try:
@@ -149,10 +155,11 @@ def write_file(
         if existing is None and count_files(ws, max_files) >= max_files:
             raise WorkerError(
                 "too_large",
-                f"the workspace already holds {max_files} files (limits.max_files); delete some first",
+                f"the workspace already holds {max_files} files (limits.max_files); delete some first "
+                "(there is no delete tool: run.python with os.remove or shutil.rmtree)",
             )
         _replace(pfd, name, data, existing.st_mode & 0o7777 if existing else 0o644)
-        return {"path": resolved.rel, "bytes_written": len(data), "size": len(data)}
+        return {"path": resolved.rel, "bytes_written": written, "size": len(data)}
     finally:
         resolved.close()
 
@@ -192,11 +199,18 @@ def _matches(rel: str, name: str, pattern: str | None) -> bool:
         return True
     if fnmatch.fnmatchcase(rel, pattern):
         return True
+    # `**/` also matches no directory at all, as in pathlib and .gitignore: `**/*.csv` matches `top.csv`.
+    if "**/" in pattern and fnmatch.fnmatchcase(rel, pattern.replace("**/", "")):
+        return True
     return "/" not in pattern and fnmatch.fnmatchcase(name, pattern)
 
 
 def list_dir(ws: Workspace, path: str, *, recursive: bool, glob: str | None, max_entries: int) -> dict[str, Any]:
-    """The entries under a directory, sorted by path; paths are relative to the workspace root."""
+    """The entries under a directory, sorted by path; paths are relative to the workspace root.
+
+    A glob with `**` lists recursively even without `recursive`: a model asking for `**/*.csv` wants them all.
+    """
+    recursive = recursive or (glob is not None and "**" in glob)
     resolved = ws.resolve(path)
     try:
         dfd = open_dir(resolved, path)

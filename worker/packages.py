@@ -130,6 +130,12 @@ async def install(
         raise WorkerError(
             "capacity_exhausted", "pip was killed: its session was deleted or the worker is shutting down"
         )
+    if captured.exit_code != 0 and settings.only_binary and "No matching distribution found" in output:
+        # pip's "from versions: ..." lists wheels only, which reads as if the asked version did not exist.
+        output += (
+            "Note: this worker installs prebuilt wheels only (packages.only_binary: true); a version "
+            "published only as a source distribution is not offered. Pick a version listed above.\n"
+        )
     listing = await run_captured(
         [str(python), "-c", LIST_DISTRIBUTIONS],
         cwd=home,

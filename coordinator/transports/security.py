@@ -153,5 +153,6 @@ def _too_large(limit: int) -> web.Response:
     return error_reply(
         413,
         INVALID_REQUEST,
-        f"Payload too large: the body exceeds {limit} bytes; send smaller requests or raise the body limit",
+        f"Payload too large: the body exceeds {limit} bytes (limits.max_body_bytes); send smaller requests, "
+        "e.g. write a large file in parts with fs.write and append: true",
     )

@@ -107,3 +107,25 @@ async def test_default_config_installs_through_the_machines_pip_configuration(tm
             assert run["stdout"] == "six\n"
     finally:
         assert proc.stop() == 0
+
+
+async def test_a_version_with_no_wheel_is_explained_as_wheels_only_not_missing(tmp_path: Path) -> None:
+    """An sdist-only package fails with pip's output plus a note that only prebuilt wheels are installed."""
+    project = tmp_path / "index" / "qa-sdist-only"
+    project.mkdir(parents=True)
+    (project / "qa_sdist_only-1.0.tar.gz").write_bytes(b"")
+    (project / "index.html").write_text('<a href="qa_sdist_only-1.0.tar.gz">qa_sdist_only-1.0.tar.gz</a>\n')
+    proc = start_worker(
+        tmp_path, packages={"index_url": (tmp_path / "index").as_uri(), "use_pip_config_files": False}
+    )
+    try:
+        async with aiohttp.ClientSession() as http:
+            api = WorkerClient(http, proc.url)
+            sid = await api.new_session()
+            status, body = await api.op(sid, "pkg/install", {"packages": ["qa-sdist-only==1.0"]})
+    finally:
+        assert proc.stop() == 0
+    assert status == 200, body
+    assert body["exit_code"] != 0
+    assert "No matching distribution found for qa-sdist-only==1.0" in body["output"]
+    assert "installs prebuilt wheels only (packages.only_binary: true)" in body["output"]
