@@ -33,6 +33,9 @@ from coordinator.worker_pool import Endpoint, WorkerPool
 
 log = get_logger("coordinator.app")
 
+ABORT_FLUSH_SECONDS = 2.0
+"""After the shutdown grace, how long stopped calls get to send their error answers."""
+
 INSTRUCTIONS = (
     "Workspace tools: open a session with session.create (or just call a tool; a session is opened for you "
     "and its session_id comes back), then fs.write, run.python, fs.read, fs.list, pkg.install and "
@@ -155,7 +158,12 @@ def build_app(runtime: Runtime, settings: TransportSettings, *, mcp: bool = True
 
 def _add_transports(app: web.Application, runtime: Runtime, settings: TransportSettings) -> None:
     service, identity = runtime.tools, runtime.identity
-    http = StreamableHttpTransport(service, identity, settings, idle_timeout=runtime.config.session.max_age)
+    # A shared store (Redis) lets any replica serve a handshake-era Mcp-Session-Id. The memory store is
+    # private to this process, where the transport's own memory already is the whole truth.
+    store = runtime.store if runtime.store.shared else None
+    http = StreamableHttpTransport(
+        service, identity, settings, idle_timeout=runtime.config.session.max_age, store=store
+    )
     http.add_routes(app)
     app[TRANSPORTS].append(http)
     sse = SseTransport(service, identity, settings)
@@ -288,6 +296,7 @@ class Server:
         # refusing them would fail calls that a proxy has no way to retry elsewhere.
         if not await tools.wait_idle(cfg.shutdown_grace):
             log.warning("shutdown grace expired with %d call(s) still running", tools.inflight)
+            await abort_calls(tools)
         tools.accepting = False
         await self.runtime.tasks.wait_all(max(0.0, deadline - time.monotonic()))
         await close_transports(self.app)
@@ -295,6 +304,13 @@ class Server:
         await self.metrics_runner.cleanup()
         await self.runtime.aclose()
         log.info("stopped")
+
+
+async def abort_calls(tools: CoordinatorTools) -> None:
+    """Answer the calls still running when the grace ran out with a tool error, and let the answers go out."""
+    stopped = tools.abort_inflight()
+    if not await tools.wait_idle(ABORT_FLUSH_SECONDS):
+        log.warning("%d of %d stopped call(s) did not unwind in time", tools.inflight, stopped)
 
 
 async def serve(config: Config, transport: str) -> int:
@@ -324,6 +340,7 @@ async def serve(config: Config, transport: str) -> int:
         else:  # SIGTERM: let calls already read from stdin finish (and answer) before stopping
             if not await runtime.tools.wait_idle(config.server.shutdown_grace):
                 log.warning("shutdown grace expired with %d call(s) still running", runtime.tools.inflight)
+                await abort_calls(runtime.tools)
             stdio.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await stdio

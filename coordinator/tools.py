@@ -68,6 +68,8 @@ class CoordinatorTools:
         self.metrics = metrics
         self.accepting = True
         self.inflight = 0
+        self._deadlines: set[asyncio.Timeout] = set()
+        self._aborted = False
         self._idle = asyncio.Event()
         self._idle.set()
         self._sem = asyncio.Semaphore(config.limits.max_concurrent_calls)
@@ -125,8 +127,12 @@ class CoordinatorTools:
             self._idle.clear()
             token = _CALL_SESSION.set(None)
             try:
-                async with self._sem, asyncio.timeout(self.config.limits.tool_timeout):
-                    result, session_id = await handler(arguments, ctx)
+                async with self._sem, asyncio.timeout(self.config.limits.tool_timeout) as deadline:
+                    self._deadlines.add(deadline)
+                    try:
+                        result, session_id = await handler(arguments, ctx)
+                    finally:
+                        self._deadlines.discard(deadline)
             except (ToolFailure, SessionError, TaskError) as exc:
                 result = failed(str(exc))
             except WorkerError as exc:
@@ -136,9 +142,16 @@ class CoordinatorTools:
                 result = failed(f"{name} failed: the session store is unavailable ({exc}); try again shortly")
             except TimeoutError:
                 outcome = "timeout"
-                result = failed(
-                    f"{name} did not finish within {self.config.limits.tool_timeout:g}s (limits.tool_timeout)"
-                )
+                if self._aborted:
+                    result = failed(
+                        f"{name} was stopped: the coordinator is shutting down and its shutdown grace "
+                        f"(server.shutdown_grace = {self.config.server.shutdown_grace:g}s) ran out. The call may have "
+                        "partly run; check the workspace (fs.list, fs.read) before retrying it"
+                    )
+                else:
+                    result = failed(
+                        f"{name} did not finish within {self.config.limits.tool_timeout:g}s (limits.tool_timeout)"
+                    )
             except asyncio.CancelledError:  # the client went away or cancelled: audit it, then let it unwind
                 self._finish(name, arguments, ctx, failed("cancelled"), None, start, outcome="cancelled")
                 raise
@@ -166,6 +179,17 @@ class CoordinatorTools:
             await self.sessions.release_transport(transport_session_id)
         except StoreUnavailable as exc:
             log.warning("could not release the session of a closed transport: %s", exc)
+
+    def abort_inflight(self) -> int:
+        """Stop every running call now, so each answers a clear tool error instead of a cut connection.
+
+        Used when the shutdown grace runs out; returns how many calls were stopped.
+        """
+        self._aborted = True
+        now = asyncio.get_running_loop().time()
+        for deadline in list(self._deadlines):
+            deadline.reschedule(now)
+        return len(self._deadlines)
 
     async def wait_idle(self, timeout_s: float) -> bool:
         """Wait until no call is running (True) or `timeout_s` passes (False)."""

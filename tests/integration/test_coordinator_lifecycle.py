@@ -233,3 +233,33 @@ async def test_stdio_transport_serves_the_sdk_client_even_when_its_ports_are_bus
         read = await client.call_tool("fs.read", {"path": "a.txt"})
         assert result_text(read) == "via stdio"
     busy.close()
+
+
+async def test_a_call_still_running_when_the_grace_runs_out_gets_a_clear_tool_error_and_exit_is_0(
+    coordinator_factory: Callable[..., CoordinatorProcess], tmp_path: Path
+) -> None:
+    """Past server.shutdown_grace the call answers isError naming the grace, not a cut connection."""
+    audit = tmp_path / "audit.jsonl"
+    coord = coordinator_factory(
+        config={
+            "server": {"shutdown_grace": "1s"},
+            "audit": {"backend": "file", "file_path": str(audit)},
+        }
+    )
+    async with Client(coord.mcp_url) as client:
+        await client.list_tools()
+        call = asyncio.create_task(client.call_tool("run.python", {"code": "import time; time.sleep(60)"}))
+        await asyncio.to_thread(
+            wait_until,
+            lambda: _debug(coord)["inflight_calls"] == 1,
+            15,
+            "the run.python call to be in flight",
+        )
+        coord.proc.send_signal(signal.SIGTERM)
+        result = await call
+    assert result.is_error
+    text = result_text(result)
+    assert "shutting down" in text and "server.shutdown_grace" in text, text
+    assert await asyncio.to_thread(coord.proc.wait, 30) == 0
+    records = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert [(r["tool"], r["outcome"]) for r in records] == [("run.python", "timeout")]
