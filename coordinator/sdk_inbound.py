@@ -72,8 +72,30 @@ def classify(body: Mapping[str, Any], headers: Mapping[str, str] | None) -> Mode
     """`classify_inbound_request`: envelope keys, routing headers, supported version, in that order."""
     verdict = _inbound.classify_inbound_request(body, headers=headers)
     if isinstance(verdict, _inbound.InboundLadderRejection):
-        return _rejection(verdict)
+        return _name_missing_header(_rejection(verdict), body, headers)
     return ModernRoute(protocol_version=str(verdict.protocol_version), client_info=verdict.client_info)
+
+
+_ROUTING_HEADERS = (("mcp-protocol-version", "MCP-Protocol-Version"), ("mcp-method", "Mcp-Method"))
+
+
+def _name_missing_header(found: Rejection, body: Mapping[str, Any], headers: Mapping[str, str] | None) -> Rejection:
+    """Say "missing" rather than "does not match" when the mismatched routing header was never sent.
+
+    Same code and data as the SDK's rejection; only the message is more helpful to whoever is
+    writing the client.
+    """
+    if headers is None or "does not match" not in found.message:
+        return found
+    for key, name in _ROUTING_HEADERS:
+        if key in found.message.lower() and key not in headers:
+            expected = body.get("method") if key == "mcp-method" else "the envelope's protocol version"
+            return Rejection(
+                code=found.code,
+                message=f"the {name} header is missing; a 2026-07-28 request must send {name}: {expected}",
+                data=found.data,
+            )
+    return found
 
 
 def unsupported_version(requested: str) -> Rejection | None:

@@ -114,6 +114,21 @@ async def test_modern_routing_headers_that_disagree_with_the_body_are_rejected(
     assert fragment.lower() in error["message"].lower()
 
 
+async def test_a_missing_mcp_method_header_is_named_as_missing_not_as_a_mismatch(
+    server: ServerProcess, http: aiohttp.ClientSession
+) -> None:
+    """A 2026-07-28 request without Mcp-Method hears that the header is missing and what to send."""
+    sent = modern_headers(name="stamp", **{"Mcp-Param-Session-Id": "abc"})
+    del sent["Mcp-Method"]
+    async with http.post(server.mcp_url, json=modern_call("stamp", {"session_id": "abc"}), headers=sent) as resp:
+        assert resp.status == 400
+        error = (await resp.json())["error"]
+    assert error["code"] == -32020
+    assert error["message"] == (
+        "the Mcp-Method header is missing; a 2026-07-28 request must send Mcp-Method: tools/call"
+    )
+
+
 async def test_missing_mcp_param_header_for_an_annotated_argument_is_rejected(
     server: ServerProcess, http: aiohttp.ClientSession
 ) -> None:
