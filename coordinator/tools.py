@@ -305,7 +305,14 @@ class CoordinatorTools:
         self, arguments: Mapping[str, Any], ctx: CallContext
     ) -> tuple[Result, str | None]:
         sid = str(arguments["session_id"])
-        await self.sessions.close(sid, ctx.caller, ctx.trace_id)
+        try:
+            await self.sessions.close(sid, ctx.caller, ctx.trace_id)
+        except SessionError:
+            # Closing is idempotent: a retried close (or one after expiry) is not a failure.
+            return ok(
+                f"Session '{sid}' is already closed or has expired; there is nothing to close.",
+                {"session_id": sid, "closed": False},
+            ), None
         return ok(
             f"Closed session '{sid}' and deleted its workspace.", {"session_id": sid, "closed": True}
         ), sid

@@ -183,6 +183,16 @@ async def test_session_close_deletes_the_workspace(coord: CoordinatorProcess, tm
         assert after.is_error and "not found or expired" in result_text(after)
 
 
+async def test_closing_a_session_twice_is_not_an_error(coord: CoordinatorProcess) -> None:
+    """session.close is idempotent, as its annotation says: the second close answers closed: false."""
+    async with Client(coord.mcp_url) as client:
+        sid = (await client.call_tool("session.create", {})).structured_content["session_id"]
+        await client.call_tool("session.close", {"session_id": sid})
+        again = await client.call_tool("session.close", {"session_id": sid})
+        assert not again.is_error, result_text(again)
+        assert again.structured_content == {"session_id": sid, "closed": False}
+
+
 async def test_every_call_leaves_an_audit_record(coord: CoordinatorProcess) -> None:
     """The file audit backend has a record per call with tool, outcome, trace id and protocol version."""
     await call_tool(coord, "echo", {"text": "audited-" + "x" * 2000})
