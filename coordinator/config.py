@@ -22,6 +22,7 @@ from coordinator.durations import parse_duration
 
 ENV_VARS: dict[str, tuple[str, ...]] = {
     "LOG_LEVEL": ("server", "log_level"),
+    "MCP_TRANSPORT": ("server", "transport"),
     "HOST": ("server", "host"),
     "PORT": ("server", "port"),
     "METRICS_PORT": ("server", "metrics_port"),

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from coordinator_fixtures import CoordinatorProcess, coordinator_command, hermetic_env, start_coordinator
 
 REPO = Path(__file__).resolve().parents[2]
@@ -72,18 +71,16 @@ async def test_inspector_cli_lists_tools_over_legacy_sse(coord: CoordinatorProce
 
 
 async def test_inspector_cli_calls_echo_over_stdio(tmp_path: Path) -> None:
-    """The Inspector spawns the coordinator in stdio mode (config via CONFIG_FILE) and calls echo.
+    """The Inspector spawns the coordinator in stdio mode, chosen by MCP_TRANSPORT as the README says.
 
-    The Inspector claims `--config` and `--transport` for itself, so the coordinator's config file
-    (with `server.transport: stdio`) travels in the environment.
+    The Inspector claims `--config` and `--transport` for itself, so the transport (and the rest of the
+    config) travels in the environment.
     """
-    config = tmp_path / "inspector.yaml"
-    settings = {
-        "server": {"port": 0, "metrics_port": 0, "transport": "stdio"},
-        "worker": {"workspace_root": str(tmp_path / "ws")},
-    }
-    config.write_text(yaml.safe_dump(settings))
-    args = ["-e", f"CONFIG_FILE={config}", *coordinator_command()]
+    args = [
+        "-e", "MCP_TRANSPORT=stdio", "-e", "PORT=0", "-e", "METRICS_PORT=0",
+        "-e", f"WORKSPACE_ROOT={tmp_path / 'ws'}",
+        *coordinator_command(),
+    ]  # fmt: skip
     call = ["--method", "tools/call", "--tool-name", "echo", "--tool-arg", "text=io"]
     out = await asyncio.to_thread(inspector, *args, *call)
     assert out["content"][0]["text"] == "io"
