@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from coordinator.session_store import SessionRecord, StoreUnavailable
+from coordinator.logs import get_logger
+from coordinator.session_store import SessionRecord, StoreUnavailable, TransportEvent
 
 try:
     import redis.asyncio as aioredis
@@ -24,6 +27,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 T = TypeVar("T")
+log = get_logger("coordinator.redis_store")
 
 _USERINFO_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:@/?#]*):[^@/?#]*@")
 _QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
@@ -35,6 +39,16 @@ _QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
 _CREATE = """
 local p, sid, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local key = p .. 'session:' .. sid
+if ARGV[8] ~= '' then
+  -- A live implicit session of this transport session already exists (another replica was first).
+  local other = redis.call('GET', p .. 'transport:' .. ARGV[8])
+  if other and other ~= sid then
+    local last = redis.call('HGET', p .. 'session:' .. other, 'last_used')
+    if last and tonumber(last) > tonumber(ARGV[6]) - tonumber(ARGV[9]) then
+      return {other, redis.call('HGETALL', p .. 'session:' .. other)}
+    end
+  end
+end
 redis.call('DEL', key)
 redis.call('HSET', key, 'worker_url', ARGV[4], 'created_at', ARGV[5], 'last_used', ARGV[6])
 if ARGV[7] ~= '' then redis.call('HSET', key, 'owner', ARGV[7]) end
@@ -139,6 +153,29 @@ return out
 """
 
 
+# Handshake-era transport sessions: a hash `p mcp:<id>` {data (JSON), ttl (ms)} whose key TTL slides.
+_SAVE_TRANSPORT = """
+local key, ttl = ARGV[1], ARGV[3]
+redis.call('HSET', key, 'data', ARGV[2], 'ttl', ttl)
+redis.call('PEXPIRE', key, ttl)
+return 1
+"""
+
+_LOAD_TRANSPORT = """
+local v = redis.call('HMGET', ARGV[1], 'data', 'ttl')
+if not v[1] then return nil end
+redis.call('PEXPIRE', ARGV[1], v[2])
+return v[1]
+"""
+
+# Deleting publishes the id, so replicas holding the session in memory drop it at once.
+_DELETE_TRANSPORT = """
+local n = redis.call('DEL', ARGV[1])
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+return n
+"""
+
+
 class RedisSettings(Protocol):
     """The `session.redis` config section as this store reads it; durations are in seconds.
 
@@ -216,10 +253,11 @@ class RedisSessionStore:
 
     Layout under `key_prefix` (`p`): a hash `p session:<id>` per record, with a sliding key TTL of
     `max_age` plus a grace period (a safety net should every coordinator disappear); a sorted set
-    `p expiry` of ids scored by `last_used`, which decides expiry exactly; and `p transport:<key>`
-    pointing at the implicit session of a transport session. Every method is one Lua script or one
-    command, so it is atomic with respect to other replicas, and `claim_expired` hands each expired
-    session to exactly one caller.
+    `p expiry` of ids scored by `last_used`, which decides expiry exactly; `p transport:<key>`
+    pointing at the implicit session of a transport session; and, for handshake-era `Mcp-Session-Id`s,
+    a hash `p mcp:<id>` with its own sliding TTL plus the pub/sub channel `p mcp-deleted`. Every method
+    is one Lua script or one command, so it is atomic with respect to other replicas, and
+    `claim_expired` hands each expired session to exactly one caller.
 
     `ttl_grace` (seconds, default max(60, max_age / 2)) is how long past max_age the key TTL runs; keep
     it above `session.cleanup_interval` so the expiry loop, not Redis, retires records. Each replica
@@ -229,6 +267,8 @@ class RedisSessionStore:
     that way leaves its workspace behind (never deletes it twice). Clocks of replicas are trusted to
     agree to well under `max_age`. Redis Cluster needs a hash-tagged prefix such as `{codegen-mcp}:`.
     """
+
+    shared = True
 
     def __init__(
         self,
@@ -285,6 +325,10 @@ class RedisSessionStore:
         self._claim = r.register_script(_CLAIM)
         self._find = r.register_script(_FIND_BY_TRANSPORT)
         self._list = r.register_script(_LIST)
+        self._save_transport = r.register_script(_SAVE_TRANSPORT)
+        self._load_transport = r.register_script(_LOAD_TRANSPORT)
+        self._delete_transport = r.register_script(_DELETE_TRANSPORT)
+        self._transport_channel = f"{self._prefix}mcp-deleted"
 
     @property
     def url(self) -> str:
@@ -311,8 +355,10 @@ class RedisSessionStore:
         except RedisError as exc:
             raise StoreUnavailable(f"{where} refused {what}: {_detail(exc)}") from exc
 
-    async def create(self, record: SessionRecord) -> None:
-        """Store a new record; the TTL (max_age) starts now."""
+    async def create(self, record: SessionRecord) -> SessionRecord | None:
+        """Store a new record; the TTL (max_age) starts now. Returns None, or, when the record's
+        transport key already maps to a live session (another replica was first), that session,
+        storing nothing."""
         args: list[str | int] = [
             self._prefix,
             record.session_id,
@@ -322,8 +368,12 @@ class RedisSessionStore:
             repr(float(record.last_used)),
             record.owner or "",
             record.transport_key or "",
+            repr(self._max_age),
         ]
-        await self._call("session create", lambda: self._create(keys=[], args=args))
+        created = await self._call("session create", lambda: self._create(keys=[], args=args))
+        if isinstance(created, list):
+            return _record(str(created[0]), list(created[1]))
+        return None
 
     async def get(self, session_id: str) -> SessionRecord | None:
         """The record, or None when it does not exist."""
@@ -389,6 +439,70 @@ class RedisSessionStore:
     async def ping(self) -> None:
         """Raise StoreUnavailable unless Redis answers; used by /ready."""
         await self._call("PING", self._redis.ping)
+
+    async def save_transport_session(self, session_id: str, data: Mapping[str, Any], ttl: float) -> None:
+        """Store the record at `<prefix>mcp:<id>` with an idle TTL of `ttl` seconds (one round trip)."""
+        args: list[str | int] = [
+            f"{self._prefix}mcp:{session_id}",
+            json.dumps(dict(data), separators=(",", ":")),
+            max(1, round(ttl * 1000)),
+        ]
+        await self._call("transport session save", lambda: self._save_transport(keys=[], args=args))
+
+    async def load_transport_session(self, session_id: str) -> dict[str, Any] | None:
+        """The record, its TTL slid to the full idle timeout again (one round trip); None when absent."""
+        args: list[str | int] = [f"{self._prefix}mcp:{session_id}"]
+        raw = await self._call("transport session load", lambda: self._load_transport(keys=[], args=args))
+        if not raw:
+            return None
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
+    async def delete_transport_session(self, session_id: str) -> bool:
+        """Remove the record and publish the id to every replica's watcher; True when it existed."""
+        args: list[str | int] = [f"{self._prefix}mcp:{session_id}", self._transport_channel, session_id]
+        removed = await self._call("transport session delete", lambda: self._delete_transport(keys=[], args=args))
+        return bool(removed)
+
+    async def watch_transport_sessions(self, on_event: TransportEvent) -> None:
+        """Subscribe to `<prefix>mcp-deleted` until cancelled, reconnecting with backoff.
+
+        `on_event(None)` follows every (re)subscription and every break, since a deletion published
+        meanwhile was not seen. Holds one pooled connection while subscribed.
+        """
+        delay = 0.05
+        failing = False
+        while True:
+            pubsub = self._redis.pubsub()
+            try:
+                await pubsub.subscribe(self._transport_channel)
+                on_event(None)
+                if failing:
+                    log.info("transport session feed reconnected to %s", self._url_for_humans)
+                failing, delay = False, 0.05
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+                    if message is not None and message.get("type") == "message":
+                        on_event(str(message["data"]))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # any failure means: reconnect, and re-check what is held
+                on_event(None)
+                if not failing:
+                    log.warning(
+                        "transport session feed from %s broke (%s); reconnecting",
+                        self._url_for_humans,
+                        _detail(exc),
+                    )
+                failing = True
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+            await asyncio.sleep(delay)  # reconnect backoff
+            delay = min(delay * 2, 2.0)
 
     async def aclose(self) -> None:
         """Close the connection pool."""

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
+
+TransportEvent = Callable[[str | None], None]
+"""Told about transport sessions deleted anywhere: the id, or None for "some may have been missed"."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +39,15 @@ class SessionStore(Protocol):
     Methods raise `StoreUnavailable` when the backend is unreachable.
     """
 
-    async def create(self, record: SessionRecord) -> None:
-        """Store a new record; the TTL (max_age) starts now."""
+    shared: bool
+    """True when other coordinator processes see the same records (Redis), False for in-process stores."""
+
+    async def create(self, record: SessionRecord) -> SessionRecord | None:
+        """Store a new record; the TTL (max_age) starts now. Returns None.
+
+        When `record.transport_key` already maps to a live session (another replica won the race to open
+        that transport session's implicit session), nothing is stored and that session is returned.
+        """
         ...
 
     async def get(self, session_id: str) -> SessionRecord | None: ...
@@ -71,6 +82,30 @@ class SessionStore(Protocol):
 
     async def ping(self) -> None:
         """Raise StoreUnavailable unless the backend answers; used by /ready."""
+        ...
+
+    # Handshake-era transport sessions (`Mcp-Session-Id`): what a replica needs to serve a request for a
+    # session another replica initialized. `data` is a small JSON-serialisable mapping owned by the
+    # transport; the record expires after `ttl` seconds without a save or load.
+
+    async def save_transport_session(self, session_id: str, data: Mapping[str, Any], ttl: float) -> None:
+        """Store (or replace) the record; its idle TTL starts now."""
+        ...
+
+    async def load_transport_session(self, session_id: str) -> dict[str, Any] | None:
+        """The record, sliding its TTL; None when it does not exist or expired."""
+        ...
+
+    async def delete_transport_session(self, session_id: str) -> bool:
+        """Remove the record (True when it existed) and tell every replica's `watch_transport_sessions`."""
+        ...
+
+    async def watch_transport_sessions(self, on_event: TransportEvent) -> None:
+        """Run until cancelled, calling `on_event(id)` for each transport session deleted by any replica.
+
+        `on_event(None)` means deletions may have been missed (the feed broke or reconnected): the
+        caller must re-check what it holds. Never raises StoreUnavailable; it reconnects by itself.
+        """
         ...
 
     async def aclose(self) -> None: ...

@@ -123,6 +123,12 @@ class SessionManager:
                 await self.pool.check_all()  # health may be stale: a worker may have just come up
                 endpoint = self.pool.pick()
             if endpoint is None:
+                full = None if tried else self.pool.capacity_note()
+                if full is not None:
+                    raise SessionError(
+                        f"no worker has room for a new session ({full}); close sessions you no longer need "
+                        "with session.close, or try again later"
+                    )
                 raise SessionError(
                     f"no healthy worker is available to open a session ({last_error}); try again shortly"
                 )
@@ -142,7 +148,7 @@ class SessionManager:
         now = time.time()
         record = SessionRecord(session_id, endpoint.url, now, now, owner=owner, transport_key=transport_key)
         try:
-            await self.store.create(record)
+            winner = await self.store.create(record)
         except StoreUnavailable:
             # The workspace exists but no replica knows it: remove it now rather than leave it to the
             # worker's idle reaper. Best effort; the caller still gets the store's retryable error.
@@ -151,6 +157,14 @@ class SessionManager:
                     endpoint.url, "DELETE", f"/v1/sessions/{session_id}", None, idempotent=True, trace_id=trace_id
                 )
             raise
+        if winner is not None:
+            # Another replica opened this transport session's implicit session at the same moment (a
+            # handshake client's concurrent first calls): use that one, so the client keeps one workspace.
+            with contextlib.suppress(WorkerError):
+                await self.client.call(
+                    endpoint.url, "DELETE", f"/v1/sessions/{session_id}", None, idempotent=True, trace_id=trace_id
+                )
+            return winner
         self.pool.pinned(endpoint.url)
         self.metrics.sessions_created.inc()
         log.info(

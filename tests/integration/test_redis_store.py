@@ -156,14 +156,103 @@ async def test_find_by_transport_returns_the_implicit_session(store: RedisSessio
 
 
 async def test_deleting_an_old_session_keeps_a_newer_transport_mapping(store: RedisSessionStore) -> None:
-    """When a transport key was re-bound to a new session, deleting the old one leaves the new mapping."""
+    """When a transport key was re-bound to a new session (the old one went idle), deleting the old one
+    leaves the new mapping."""
     now = time.time()
-    await store.create(rec("old", last_used=now, transport_key="tk"))
-    await store.create(rec("new", last_used=now, transport_key="tk"))
+    await store.create(rec("old", last_used=now - MAX_AGE - 1, transport_key="tk"))
+    assert await store.create(rec("new", last_used=now, transport_key="tk")) is None
     await store.delete("old")
     found = await store.find_by_transport("tk")
     assert found is not None
     assert found.session_id == "new"
+
+
+async def test_a_second_implicit_session_for_one_transport_session_loses_to_the_first(
+    store: RedisSessionStore,
+) -> None:
+    """Two replicas opening the implicit session of one transport session at once: the second create
+    stores nothing and gets the first session back, so the client keeps one workspace."""
+    now = time.time()
+    first = rec("first", last_used=now, transport_key="tk", owner="alice")
+    assert await store.create(first) is None
+    assert await store.create(rec("second", last_used=now, transport_key="tk", owner="alice")) == first
+    assert await store.get("second") is None
+    assert await store.count() == 1
+    assert await store.create(first) is None  # re-creating the same id is not a conflict
+
+
+async def test_transport_session_record_round_trips_under_its_key_with_a_sliding_ttl(
+    store: RedisSessionStore, redis_server: RedisServer, settings: RedisSettings
+) -> None:
+    """save writes `<prefix>mcp:<id>` with a PTTL of the idle timeout; load returns the data and slides it."""
+    data = {"protocol_version": "2025-03-26", "caller": "alice", "client_name": "c", "initialized": True}
+    assert store.shared is True
+    await store.save_transport_session("mcp-1", data, ttl=30)
+    key = f"{settings.key_prefix}mcp:mcp-1"
+    with redis_server.client() as raw:
+        assert 29_000 < raw.pttl(key) <= 30_000
+        raw.pexpire(key, 2000)
+        assert await store.load_transport_session("mcp-1") == data
+        assert 29_000 < raw.pttl(key) <= 30_000  # slid back to the full idle timeout
+        raw.delete(key)  # what the TTL does once it runs out
+    assert await store.load_transport_session("mcp-1") is None
+    assert await store.load_transport_session("never") is None
+
+
+async def _next_event(events: asyncio.Queue[str | None]) -> str | None:
+    async with asyncio.timeout(15):  # a bound on a hang, not a timing assertion
+        return await events.get()
+
+
+async def test_deleting_a_transport_session_tells_every_watcher(settings: RedisSettings) -> None:
+    """delete removes the record once and publishes its id to each replica's watcher, after the watcher
+    first reported None (subscribed: re-check what you hold)."""
+    stores = [RedisSessionStore(settings, MAX_AGE, env={}) for _ in range(2)]
+    queues: list[asyncio.Queue[str | None]] = [asyncio.Queue(), asyncio.Queue()]
+    watchers = [
+        asyncio.create_task(s.watch_transport_sessions(q.put_nowait)) for s, q in zip(stores, queues, strict=True)
+    ]
+    try:
+        for q in queues:
+            assert await _next_event(q) is None
+        await stores[0].save_transport_session("mcp-1", {"caller": None}, 60)
+        assert await stores[1].load_transport_session("mcp-1") == {"caller": None}
+        assert await stores[1].delete_transport_session("mcp-1") is True
+        assert await stores[0].delete_transport_session("mcp-1") is False
+        for q in queues:
+            assert await _next_event(q) == "mcp-1"
+            assert await _next_event(q) == "mcp-1"
+        assert await stores[0].load_transport_session("mcp-1") is None
+    finally:
+        for w in watchers:
+            w.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
+        for s in stores:
+            await s.aclose()
+
+
+async def test_transport_watcher_survives_a_redis_restart(tmp_path: Path) -> None:
+    """The watcher reports None when its feed breaks and again once resubscribed, then delivers deletions."""
+    require_binaries("redis-server")
+    with running_redis(tmp_path / "r") as server:
+        settings = RedisSettings(url=server.url, connect_timeout=0.5, operation_timeout=0.5)
+        store = RedisSessionStore(settings, MAX_AGE, env={})
+        events: asyncio.Queue[str | None] = asyncio.Queue()
+        watcher = asyncio.create_task(store.watch_transport_sessions(events.put_nowait))
+        try:
+            assert await _next_event(events) is None  # subscribed
+            server.stop()
+            assert await _next_event(events) is None  # broke
+            server.start()
+            while True:  # failed reconnects also report None; wait for the working subscription
+                await store.save_transport_session("mcp-9", {}, 60)
+                await store.delete_transport_session("mcp-9")
+                if await _next_event(events) == "mcp-9":
+                    break
+        finally:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+            await store.aclose()
 
 
 async def test_count_and_list_see_every_session(store: RedisSessionStore) -> None:
@@ -267,6 +356,9 @@ async def test_outage_raises_store_unavailable_then_recovers_by_itself(tmp_path:
                 store.find_by_transport("tk"),
                 store.count(),
                 store.list(),
+                store.save_transport_session("mcp-1", {"caller": None}, 60),
+                store.load_transport_session("mcp-1"),
+                store.delete_transport_session("mcp-1"),
             ]
             for call in calls:
                 with pytest.raises(StoreUnavailable) as info:
