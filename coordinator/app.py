@@ -297,10 +297,12 @@ class Server:
         if not await tools.wait_idle(cfg.shutdown_grace):
             log.warning("shutdown grace expired with %d call(s) still running", tools.inflight)
             await abort_calls(tools)
-        tools.accepting = False
-        await self.runtime.tasks.wait_all(max(0.0, deadline - time.monotonic()))
+        # Close the kept-alive connections before refusing anything: a call that slipped in on one just
+        # before this point is still served (within the runner's shutdown timeout), never refused.
         await close_transports(self.app)
         await self.runner.cleanup()
+        tools.accepting = False
+        await self.runtime.tasks.wait_all(max(0.0, deadline - time.monotonic()))
         await self.metrics_runner.cleanup()
         await self.runtime.aclose()
         log.info("stopped")
