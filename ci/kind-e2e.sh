@@ -3,13 +3,16 @@
 # with every chart/ci/*-values.yaml scenario and runs `helm test` on each, then installs the e2e release
 # and runs `pytest tests/e2e` against it. The cluster is deleted at the end, on failure too.
 #
-# Needs docker (a daemon that can pull), and kind, helm and kubectl on PATH or in .tools/bin (helm and
-# kubectl come from ci/install-helm.sh; kind is fetched when missing). Runs in GitHub Actions
+# Needs docker (a daemon that can pull) and python3 with pip. helm v4 and kubectl always come from
+# ci/install-helm.sh into .tools/bin, first on PATH: the same helm as the chart tier's, and helm v4 is needed
+# because v3's `helm test --logs` fails when the test pod's hook-succeeded policy has already deleted it
+# (helm/helm#9098). kind is used from PATH when it is KIND_VERSION, else fetched. Runs in GitHub Actions
 # (.github/workflows/ci.yml); a machine that cannot run kind cannot run this script.
 #
 # Environment (all optional):
 #   CLUSTER_NAME   kind cluster name (default codegen-mcp-e2e)
-#   KIND_VERSION   kind release fetched when kind is missing (default v0.29.0)
+#   KIND_VERSION   kind release, fetched when the one on PATH differs (default v0.33.0: Kubernetes 1.37 nodes, the
+#                  minor version of the kubectl, helm v4 and kubernetes client used here)
 #   TAG            image tag (default: the version in pyproject.toml, which is the chart's appVersion)
 #   SCENARIOS      space-separated subset of chart/ci/*-values.yaml names, e.g. "default secure"
 #   KEEP_CLUSTER=1 leave the cluster running for debugging
@@ -20,7 +23,7 @@ repo="$PWD"
 tools="${TOOLS:-$repo/.tools}"
 export PATH="$tools/bin:$repo/.venv/bin:$PATH"
 cluster="${CLUSTER_NAME:-codegen-mcp-e2e}"
-kind_version="${KIND_VERSION:-v0.29.0}"
+kind_version="${KIND_VERSION:-v0.33.0}"
 version="$(sed -n 's/^version = "\(.*\)"$/\1/p' pyproject.toml | head -n 1)"
 tag="${TAG:-$version}"
 e2e_namespace="codegen-mcp-e2e"
@@ -32,17 +35,47 @@ log() { printf '\n==> %s\n' "$*"; }
 
 ensure_tools() {
   mkdir -p "$tools/bin"
-  if ! command -v helm >/dev/null || ! command -v kubectl >/dev/null; then
-    bash ci/install-helm.sh "$tools/bin"
-  fi
-  if ! command -v kind >/dev/null; then
+  # Always ours (idempotent), even when the runner has its own helm v3 and kubectl further down PATH.
+  bash ci/install-helm.sh "$tools/bin"
+  # `kind version` prints "kind v0.33.0 go1.x linux/amd64"; another release (a runner's preinstalled one)
+  # would bring other default node images, so the pinned one is fetched into .tools/bin, first on PATH.
+  local have_kind=""
+  command -v kind >/dev/null && have_kind="$(kind version 2>/dev/null || true)"
+  if [[ "$have_kind " != *" $kind_version "* ]]; then
+    local arch
+    case "$(uname -m)" in
+      aarch64 | arm64) arch=arm64 ;;
+      *) arch=amd64 ;;
+    esac
     log "installing kind $kind_version into $tools/bin"
-    curl -fsSLo "$tools/bin/kind" "https://kind.sigs.k8s.io/dl/$kind_version/kind-linux-amd64"
+    curl -fsSLo "$tools/bin/kind" "https://kind.sigs.k8s.io/dl/$kind_version/kind-linux-$arch"
     chmod +x "$tools/bin/kind"
   fi
   kind version
   helm version --short
+  case "$(helm version --short)" in
+    v4.*) ;;
+    *) echo "helm v4 is needed (helm test --logs with hook-succeeded test pods); got $(helm version --short)" >&2; exit 1 ;;
+  esac
   kubectl version --client
+}
+
+# `kind load docker-image` runs `docker save | ctr import --all-platforms`. With Docker 29's containerd image
+# store that can fail with "content digest ... not found" (kubernetes-sigs/kind#3795); the fallback saves just
+# this machine's platform and loads the archive.
+load_images() {
+  local image archive platform
+  platform="linux/$(docker version --format '{{.Server.Arch}}')"
+  for image in "$@"; do
+    if kind load docker-image --name "$cluster" "$image"; then
+      continue
+    fi
+    log "kind load docker-image $image failed; retrying with docker save --platform $platform"
+    archive="$(mktemp)"
+    docker image save --platform "$platform" --output "$archive" "$image"
+    kind load image-archive --name "$cluster" "$archive"
+    rm -f "$archive"
+  done
 }
 
 diagnose() {
@@ -212,7 +245,7 @@ kubectl cluster-info --context "kind-$cluster"
 
 log "building images (tag $tag)"
 TAG="$tag" bash ci/build-images.sh
-kind load docker-image --name "$cluster" "codegen-mcp-coordinator:$tag" "codegen-mcp-worker:$tag"
+load_images "codegen-mcp-coordinator:$tag" "codegen-mcp-worker:$tag"
 
 log "scenario prerequisites"
 install_redis
@@ -235,5 +268,6 @@ helm upgrade --install "$e2e_release" chart --namespace "$e2e_namespace" --creat
   --values chart/ci/default-values.yaml "${image_values[@]}" \
   --set networkPolicy.enabled=true \
   --wait --timeout 10m
-E2E_NAMESPACE="$e2e_namespace" E2E_RELEASE="$e2e_release" E2E_CHART="$repo/chart" E2E_IMAGE_TAG="$tag" \
+# E2E_REQUIRED=1: a test that would skip (no cluster, no release) fails instead.
+E2E_REQUIRED=1 E2E_NAMESPACE="$e2e_namespace" E2E_RELEASE="$e2e_release" E2E_CHART="$repo/chart" E2E_IMAGE_TAG="$tag" \
   "$python" -m pytest tests/e2e -v -p no:cacheprovider

@@ -1,7 +1,12 @@
-"""kind tier: every test here skips, with one line saying why, unless a Kubernetes API server answers."""
+"""kind tier: every test here skips, with one line saying why, unless a Kubernetes API server answers.
+
+ci/kind-e2e.sh sets E2E_REQUIRED=1: there a missing cluster or release fails the run instead of skipping it,
+so that the kind job can never go green on skipped tests.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +14,7 @@ from e2e_support import NAMESPACE, RELEASE, Release, cluster_unreachable_reason
 from kubernetes import client
 
 HERE = Path(__file__).resolve().parent
+REQUIRED = os.environ.get("E2E_REQUIRED") == "1"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -19,6 +25,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     reason = cluster_unreachable_reason()
     if reason is None:
         return
+    if REQUIRED:
+        raise pytest.UsageError(f"E2E_REQUIRED=1 but {reason}")
     for item in ours:
         item.add_marker(pytest.mark.skip(reason=reason))
 
@@ -29,7 +37,10 @@ def release() -> Release:
     core = client.CoreV1Api()
     selector = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=coordinator"
     if not core.list_namespaced_pod(NAMESPACE, label_selector=selector).items:
-        pytest.skip(f"no release {RELEASE!r} in namespace {NAMESPACE!r}; ci/kind-e2e.sh installs it")
+        missing = f"no release {RELEASE!r} in namespace {NAMESPACE!r}; ci/kind-e2e.sh installs it"
+        if REQUIRED:
+            pytest.fail(f"E2E_REQUIRED=1 but {missing}")
+        pytest.skip(missing)
     return Release(
         namespace=NAMESPACE,
         name=RELEASE,

@@ -145,7 +145,8 @@ def port_forward(namespace: str, target: str, remote_port: int) -> Iterator[int]
                 found.put(int(match.group(1)))
         found.put(None)
 
-    threading.Thread(target=read_output, daemon=True).start()
+    reader = threading.Thread(target=read_output, daemon=True)
+    reader.start()
     try:
         try:
             port = found.get(timeout=60)
@@ -161,6 +162,11 @@ def port_forward(namespace: str, target: str, remote_port: int) -> Iterator[int]
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        # The reader ends at EOF once kubectl is gone; closing the pipe then avoids a ResourceWarning, which
+        # pyproject's filterwarnings=error would turn into a failure of whichever test the GC runs in.
+        reader.join(timeout=10)
+        assert proc.stdout is not None
+        proc.stdout.close()
 
 
 LOAD_SCRIPT = r'''
@@ -170,7 +176,7 @@ PROTOCOL = "2026-07-28"
 HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
            "MCP-Protocol-Version": PROTOCOL, "Mcp-Method": "tools/call", "Mcp-Name": "echo"}
 STOP_FILE = os.environ.get("STOP_FILE", "/tmp/stop")
-deadline = time.monotonic() + float(os.environ.get("MAX_SECONDS", "900"))
+deadline = time.monotonic() + float(os.environ.get("MAX_SECONDS", "1800"))
 calls, failures = 0, []
 while not os.path.exists(STOP_FILE) and time.monotonic() < deadline:
     calls += 1
@@ -190,8 +196,9 @@ while not os.path.exists(STOP_FILE) and time.monotonic() < deadline:
     if calls == 1:
         print("load: first call answered", flush=True)
     time.sleep(float(os.environ.get("PAUSE_SECONDS", "0.05")))
-print("load-summary " + json.dumps({"calls": calls, "failed": len(failures), "errors": failures[:10]}),
-      flush=True)
+stopped_by = "stop-file" if os.path.exists(STOP_FILE) else "deadline"
+print("load-summary " + json.dumps({"calls": calls, "failed": len(failures), "errors": failures[:10],
+                                    "stopped_by": stopped_by}), flush=True)
 '''
 
 
