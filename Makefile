@@ -48,7 +48,7 @@ chart test-chart: deps
 container test-container: deps
 	$(PYTEST) tests/container -q
 
-e2e-kind:
+e2e-kind: deps
 	bash ci/kind-e2e.sh
 
 bench: deps

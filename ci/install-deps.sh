@@ -15,9 +15,10 @@ command -v dockerd >/dev/null || apt_packages+=(docker.io)
 command -v wrk >/dev/null || apt_packages+=(wrk)
 if [ "${#apt_packages[@]}" -gt 0 ]; then
   echo "installing Debian packages: ${apt_packages[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
+  sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
 fi
 # The Debian packages start their services under systemd-less machines only sometimes; we start our own.
 
