@@ -197,12 +197,39 @@ async def run(seconds: float = 5.0, rounds: int = 3) -> str:
             f"| {connections} | {ours_rps:,.0f} | {theirs_rps:,.0f} | {ours_rps / theirs_rps:.1f}x "
             f"| {ours_cpu:,.0f} µs | {theirs_cpu:,.0f} µs | {theirs_cpu / ours_cpu:.1f}x |"
         )
+    plot = _plot(best)
     lines += [
         "",
+        *([f"![echo calls/s, coordinator vs SDK reference]({plot})", ""] if plot else []),
         f"Target: the coordinator at least {TARGET_RATIO:g}x the reference. CPU/call is the server process's "
         "user+system time over the calls it served (lowest round); its ratio is reference over coordinator.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _plot(best: dict[tuple[str, int], Round]) -> str | None:
+    """Draw calls/s per connection count as grouped bars into docs/; None when matplotlib is missing."""
+    try:
+        import matplotlib  # noqa: PLC0415 - optional, dev extra only
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+    except ImportError:
+        return None
+    name = "benchmarks-echo.png"
+    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
+    width = 0.38
+    series = (("coordinator", "codegen-mcp coordinator"), ("sdk", "mcp SDK MCPServer"))
+    for offset, (server, label) in enumerate(series):
+        xs = [i + (offset - 0.5) * width for i in range(len(CONNECTIONS))]
+        ax.bar(xs, [best[(server, c)].rps for c in CONNECTIONS], width, label=label)
+    ax.set_xticks(range(len(CONNECTIONS)), [f"{c} connection{'s' if c > 1 else ''}" for c in CONNECTIONS])
+    ax.set_ylabel("echo calls/s (2026-07-28)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(Path(__file__).resolve().parent.parent / "docs" / name)
+    plt.close(fig)
+    return name
 
 
 if __name__ == "__main__":
