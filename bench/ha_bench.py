@@ -17,7 +17,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
-from ha_topology import RedisServer, RedisSettings, Topology, running_redis  # noqa: E402
+from ha_redis import RedisServer, RedisSettings, running_redis  # noqa: E402
+from ha_topology import Topology  # noqa: E402
 
 from coordinator.memory_store import MemorySessionStore  # noqa: E402
 from coordinator.redis_store import RedisSessionStore  # noqa: E402

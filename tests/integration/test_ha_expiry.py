@@ -8,7 +8,8 @@ import contextlib
 from collections.abc import Iterator
 
 import pytest
-from ha_topology import Topology, result_text
+from ha_load import result_text
+from ha_topology import Topology
 from mcp import Client
 
 pytestmark = pytest.mark.slow

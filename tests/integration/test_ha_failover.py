@@ -12,17 +12,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from ha_topology import (
-    Coordinator,
-    Load,
-    RedisServer,
-    Topology,
-    coordinator_config,
-    http_status,
-    require_binaries,
-    result_text,
-    wait_until,
-)
+from ha_load import Load, result_text
+from ha_processes import require_binaries, wait_until
+from ha_redis import RedisServer
+from ha_topology import Coordinator, Topology, coordinator_config, http_status
 from mcp import Client
 from worker_fixtures import start_worker
 

@@ -16,7 +16,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from ha_topology import Coordinator, Nginx, Topology, coordinator_config, result_text
+from ha_load import result_text
+from ha_topology import Coordinator, Nginx, Topology, coordinator_config
 from mcp import Client
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ha_topology import Topology, result_text
+from ha_load import result_text
+from ha_topology import Topology
 from mcp import Client
 from worker_fixtures import start_worker
 

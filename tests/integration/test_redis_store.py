@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from ha_topology import RedisServer, RedisSettings, make_test_ca, require_binaries, running_redis
+from ha_processes import require_binaries
+from ha_redis import RedisServer, RedisSettings, make_test_ca, running_redis
 
 from coordinator.redis_store import RedisSessionStore
 from coordinator.session_store import SessionRecord, StoreUnavailable
