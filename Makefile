@@ -11,6 +11,7 @@ PYTEST := $(PY) -m pytest
 help:
 	@echo "make run        start the coordinator with an embedded worker on 127.0.0.1:8080"
 	@echo "make test       lint + unit + integration + chart + container tiers"
+	@echo "make deps-system  Debian packages, helm/kubectl and the MCP Inspector (into .tools/), as make test does"
 	@echo "make bench      benchmarks, written to docs/benchmarks.md"
 	@echo "make images     build the coordinator and worker images"
 	@echo "make e2e-kind   create a kind cluster, install the chart, run tests/e2e"

@@ -195,13 +195,19 @@ def connect_help(url: str, workspace_root: str) -> str:
     server = {
         "command": command,
         "args": ["--transport", "stdio"],
-        "env": {"WORKSPACE_ROOT": str(Path(workspace_root).expanduser().resolve())},
+        # Ports 0: each stdio copy the client starts gets its own free health/metrics ports, so none of
+        # them holds 8080/9090 against `make run`.
+        "env": {
+            "WORKSPACE_ROOT": str(Path(workspace_root).expanduser().resolve()),
+            "PORT": "0",
+            "METRICS_PORT": "0",
+        },
     }
     snippet = json.dumps({"mcpServers": {"codegen-mcp": server}}, indent=2)
     return (
         f"\ncodegen-mcp coordinator is serving MCP at {url}/mcp (legacy SSE at {url}/sse)\n\n"
         f"  Try it with the MCP Inspector:\n"
-        f"    npx @modelcontextprotocol/inspector --cli {url}/mcp --transport http --method tools/list\n\n"
+        f"    npx -y @modelcontextprotocol/inspector --cli {url}/mcp --transport http --method tools/list\n\n"
         f"  Claude Code:  claude mcp add --transport http codegen-mcp {url}/mcp\n"
         f"  Claude Desktop (stdio), in claude_desktop_config.json:\n"
         + "\n".join("    " + line for line in snippet.splitlines())

@@ -2,8 +2,7 @@
 
 Transports (`coordinator/transports/*`) speak the wire protocol and know nothing about workers or
 sessions. The tool layer (`coordinator/tools.py`) knows nothing about HTTP or JSON-RPC framing. Both
-sides depend only on this module. docs/architecture.md says who builds what, and how app.py wires the
-transports (StreamableHttpTransport, SseTransport, serve_stdio, security_middleware) to the tool layer.
+sides depend only on this module; `coordinator/app.py` wires the two together (docs/architecture.md).
 """
 
 from __future__ import annotations

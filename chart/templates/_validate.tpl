@@ -5,6 +5,15 @@ given and what is allowed, and ends with the fix. values.schema.json already che
 {{- define "codegen-mcp.validate" -}}
 {{- $errors := list }}
 
+{{- /* The schema root stays open (Helm injects `global`), so a misspelt top-level key is caught here.
+A chart test keeps this list equal to values.schema.json's top-level properties. */}}
+{{- $known := list "global" "nameOverride" "fullnameOverride" "namespaceOverride" "clusterDomain" "config" "coordinator" "worker" "service" "serviceAccount" "rbac" "podDisruptionBudget" "autoscaling" "networkPolicy" "fluentbit" "serviceMonitor" "audit" "auth" "redis" "tests" }}
+{{- range $key, $_ := .Values }}
+{{- if not (has $key $known) }}
+{{- $errors = append $errors (printf "%s: unknown top-level value (allowed: %s); check its spelling, e.g. replica counts live at coordinator.replicas and worker.replicas" $key (join ", " (without $known "global"))) }}
+{{- end }}
+{{- end }}
+
 {{- if lt (int .Values.coordinator.replicas) 1 }}
 {{- $errors = append $errors (printf "coordinator.replicas=%v: at least one coordinator pod is needed; set coordinator.replicas to 1 or more (or enable autoscaling)" .Values.coordinator.replicas) }}
 {{- end }}

@@ -817,7 +817,7 @@ def test_chart_created_tokens_roll_the_coordinator_when_they_change() -> None:
         return rendered.coordinator()["spec"]["template"]["metadata"]["annotations"]["checksum/auth"]
 
     assert checksum(render(values=secure)) != checksum(
-        render("auth.tokens[0].token=another-token", values=secure)
+        render("auth.tokens[0].token=another-token-of-32-characters", values=secure)
     )
 
 

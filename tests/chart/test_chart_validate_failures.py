@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 from chartlib import CHART, render_error
 
 OBSERVABILITY = (str(CHART / "ci" / "observability-values.yaml"),)
@@ -151,3 +154,27 @@ def test_pdb_without_min_or_max_fails() -> None:
     """An enabled PDB needs minAvailable or maxUnavailable."""
     error = render_error("podDisruptionBudget.minAvailable=null")
     assert "podDisruptionBudget.enabled=true with neither minAvailable nor maxUnavailable" in error
+
+
+def test_a_misspelt_top_level_value_fails_and_points_at_the_real_keys() -> None:
+    """replicaCount (the usual Helm spelling) is not silently ignored: it fails naming coordinator.replicas."""
+    error = render_error("replicaCount=3")
+    assert "replicaCount: unknown top-level value" in error
+    assert "replica counts live at coordinator.replicas and worker.replicas" in error
+
+
+def test_the_validate_helper_knows_exactly_the_schemas_top_level_keys() -> None:
+    """The helper's list of top-level values matches values.schema.json, so no real key is ever refused."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    helper = (CHART / "templates" / "_validate.tpl").read_text()
+    listed = re.search(r'\$known := list ((?:"[A-Za-z]+" ?)+)', helper)
+    assert listed is not None
+    assert re.findall(r'"([A-Za-z]+)"', listed.group(1)) == list(schema["properties"])
+
+
+def test_an_auth_token_shorter_than_the_coordinator_accepts_fails_at_install() -> None:
+    """The chart refuses tokens under 16 characters, as the coordinator does, instead of crash-looping pods."""
+    error = render_error(
+        "config.auth.enabled=true", "auth.tokens[0].name=alice", "auth.tokens[0].token=shorttok8"
+    )
+    assert "at '/auth/tokens/0/token': minLength: got 9, want 16" in error
