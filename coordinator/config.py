@@ -182,6 +182,7 @@ class LimitsConfig:
     tool_timeout: float
     max_tasks: int
     task_ttl: float
+    max_result_text_chars: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,6 +369,7 @@ def _build(data: Mapping[str, Any], path: str | None, env: Mapping[str, str]) ->
             tool_timeout=d(limits["tool_timeout"]),
             max_tasks=limits["max_tasks"],
             task_ttl=d(limits["task_ttl"]),
+            max_result_text_chars=limits["max_result_text_chars"],
         ),
         source=path,
     )

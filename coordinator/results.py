@@ -30,6 +30,23 @@ def failed(text: str, structured: dict[str, Any] | None = None) -> Result:
     return result
 
 
+def clip_long_text(result: Result, limit: int) -> None:
+    """Cut an over-long first text block in place, saying how much was left out and how to get it.
+
+    The text is what a model reads; a megabyte of stdout would flood its context. structuredContent
+    is left whole for programs.
+    """
+    block = result["content"][0]
+    text: str = block["text"]
+    if len(text) <= limit:
+        return
+    block["text"] = (
+        f"{text[:limit]}\n[... {len(text) - limit:,} more characters not shown (limits.max_result_text_chars = "
+        f"{limit:,}); structuredContent has the whole value. To see more, read files in pages with fs.read "
+        "offset/limit, or have the program write long output to a file and read that in parts.]"
+    )
+
+
 def argument_error(tool: str, err: jsonschema.ValidationError) -> str:
     path = ".".join(str(p) for p in err.absolute_path)
     if err.validator == "required":

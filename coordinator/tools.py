@@ -13,7 +13,15 @@ from coordinator.calls import CallContext, InvalidToolArguments, UnknownToolErro
 from coordinator.config import Config
 from coordinator.logs import get_logger
 from coordinator.metrics import Metrics
-from coordinator.results import Result, ToolFailure, argument_error, failed, opened_block, worker_message
+from coordinator.results import (
+    Result,
+    ToolFailure,
+    argument_error,
+    clip_long_text,
+    failed,
+    opened_block,
+    worker_message,
+)
 from coordinator.session_store import StoreUnavailable
 from coordinator.sessions import SessionError, SessionManager
 from coordinator.tasks import TaskError, TaskManager
@@ -140,6 +148,7 @@ class CoordinatorTools:
                 session_id, created = resolved
                 if created and result["isError"]:
                     result["content"].append(opened_block(session_id))
+        clip_long_text(result, self.config.limits.max_result_text_chars)
         self._finish(name, arguments, ctx, result, session_id, start, outcome)
         return result
 

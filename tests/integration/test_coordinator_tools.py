@@ -205,3 +205,20 @@ async def test_every_call_leaves_an_audit_record(coord: CoordinatorProcess) -> N
     assert len(record["trace_id"]) == 32
     assert record["transport"] == "streamable-http"
     assert record["protocol_version"]
+
+
+async def test_long_output_is_cut_in_the_text_the_model_reads_but_kept_whole_in_structured_content(
+    tmp_path: Path,
+) -> None:
+    """Past limits.max_result_text_chars the text ends with a note; structuredContent keeps every byte."""
+    proc = start_coordinator(tmp_path, config={"limits": {"max_result_text_chars": 2000}})
+    try:
+        async with Client(proc.mcp_url) as client:
+            result = await client.call_tool("run.python", {"code": "print('x' * 10000)"})
+    finally:
+        assert proc.stop() == 0
+    assert not result.is_error, result_text(result)
+    assert result.structured_content["stdout"] == "x" * 10000 + "\n"
+    text = result_text(result)
+    assert "more characters not shown (limits.max_result_text_chars = 2,000)" in text
+    assert len(text) < 2500
