@@ -18,7 +18,7 @@ from coordinator import health
 from coordinator.audit import AuditLog
 from coordinator.calls import ServerIdentity, TransportSettings
 from coordinator.config import Config
-from coordinator.embedded_worker import EmbeddedWorker
+from coordinator.embedded_worker import EmbeddedConfigError, EmbeddedWorker
 from coordinator.logs import get_logger
 from coordinator.metrics import Metrics
 from coordinator.session_store import SessionStore
@@ -87,6 +87,8 @@ class Runtime:
         if self.embedded is not None:
             try:
                 url = await self.embedded.start()
+            except EmbeddedConfigError as exc:
+                raise StartupError("\n".join(exc.errors)) from exc
             except ImportError as exc:
                 raise StartupError(
                     f"the embedded worker is unavailable ({exc}); install codegen-mcp with its worker, "

@@ -62,6 +62,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 prefix = f"{os.path.basename(path)}: " if path else ""
                 print(f"{prefix}auth.tokens_file: {exc}", file=sys.stderr)
                 return EXIT_CONFIG
+        if config.worker.embedded and config.worker.embedded_config:
+            from coordinator.embedded_worker import EmbeddedConfigError, EmbeddedWorker  # noqa: PLC0415
+            from worker.config import load_config as load_worker_config  # noqa: PLC0415
+
+            embedded = EmbeddedWorker(config)
+            try:
+                embedded.load_worker_config(load_worker_config, embedded.worker_overrides())
+            except EmbeddedConfigError as exc:
+                prefix = f"{os.path.basename(path)}: " if path else ""
+                for line in exc.errors:
+                    print(prefix + line, file=sys.stderr)
+                return EXIT_CONFIG
         print(f"config OK ({source})")
         return 0
     setup_logging(config.server.log_level)

@@ -33,6 +33,7 @@ ENV_VARS: dict[str, tuple[str, ...]] = {
     "WORKER_URL": ("worker", "url"),
     "WORKER_DNS_NAME": ("worker", "discovery", "dns_name"),
     "WORKSPACE_ROOT": ("worker", "workspace_root"),
+    "WORKER_CONFIG": ("worker", "embedded_config"),
     "AUDIT_BACKEND": ("audit", "backend"),
     "AUDIT_FILE": ("audit", "file_path"),
     "AUTH_TOKENS_FILE": ("auth", "tokens_file"),
@@ -137,6 +138,7 @@ class WorkerConfig:
     health_interval: float
     shared_workspaces: bool
     workspace_root: str
+    embedded_config: str
 
     @property
     def embedded(self) -> bool:
@@ -348,6 +350,7 @@ def _build(data: Mapping[str, Any], path: str | None, env: Mapping[str, str]) ->
             health_interval=d(worker["health_interval"]),
             shared_workspaces=worker["shared_workspaces"],
             workspace_root=worker["workspace_root"],
+            embedded_config=worker["embedded_config"],
         ),
         audit=AuditConfig(
             enabled=audit["enabled"],

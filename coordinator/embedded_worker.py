@@ -13,6 +13,14 @@ from coordinator.logs import get_logger
 log = get_logger("coordinator.embedded_worker")
 
 
+class EmbeddedConfigError(Exception):
+    """`worker.embedded_config` is missing or invalid; `errors` holds one help line per problem."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
 class EmbeddedWorker:
     """Runs `worker.app.create_app` under its own AppRunner on a loopback port; `url` is set by `start()`.
 
@@ -40,6 +48,21 @@ class EmbeddedWorker:
             "log_level": self.config.server.log_level,
         }
 
+    def load_worker_config(self, load_config: Any, overrides: dict[str, Any]) -> Any:
+        """The worker config: `worker.embedded_config` (if set) under the coordinator's overrides.
+
+        Raises `EmbeddedConfigError` with one line per problem, each naming the file and its path.
+        """
+        from worker.config import ConfigError  # noqa: PLC0415 - lazy, as in start()
+
+        path = self.config.worker.embedded_config or None
+        try:
+            return load_config(path, env={}, overrides=overrides)
+        except ConfigError as exc:
+            raise EmbeddedConfigError(
+                [f"worker.embedded_config: {line}" for line in exc.errors]
+            ) from exc
+
     async def start(self) -> str:
         """Create the workspace root, start the app, and return its base URL."""
         from worker.app import create_app  # noqa: PLC0415 - lazy: the worker is optional for remote setups
@@ -47,7 +70,7 @@ class EmbeddedWorker:
 
         overrides = self.worker_overrides()
         _make_root(overrides["workspace_root"])
-        self._app = create_app(load_config(env={}, overrides=overrides))
+        self._app = create_app(self.load_worker_config(load_config, overrides))
         self._runner = web.AppRunner(self._app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)

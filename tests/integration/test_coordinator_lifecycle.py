@@ -263,3 +263,32 @@ async def test_a_call_still_running_when_the_grace_runs_out_gets_a_clear_tool_er
     assert await asyncio.to_thread(coord.proc.wait, 30) == 0
     records = [json.loads(line) for line in audit.read_text().splitlines()]
     assert [(r["tool"], r["outcome"]) for r in records] == [("run.python", "timeout")]
+
+
+async def test_the_embedded_worker_takes_its_limits_from_worker_embedded_config(
+    coordinator_factory: Callable[..., CoordinatorProcess], tmp_path: Path
+) -> None:
+    """worker.embedded_config sets the in-process worker's limits: here a 64-byte output cap."""
+    worker_config = tmp_path / "worker.yaml"
+    worker_config.write_text(yaml.safe_dump({"limits": {"max_output_bytes": 64}}))
+    coord = coordinator_factory(config={"worker": {"embedded_config": str(worker_config)}})
+    async with Client(coord.mcp_url) as client:
+        result = await client.call_tool("run.python", {"code": "print('y' * 1000)"})
+    assert not result.is_error, result_text(result)
+    assert result.structured_content["stdout_truncated"] is True
+    assert len(result.structured_content["stdout"]) == 64
+
+
+def test_a_bad_embedded_worker_config_fails_check_config_naming_the_key(tmp_path: Path) -> None:
+    """An invalid worker.embedded_config exits 2 with lines prefixed worker.embedded_config, before serving."""
+    worker_config = tmp_path / "worker.yaml"
+    worker_config.write_text(yaml.safe_dump({"limits": {"max_output_bytes": "lots"}}))
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"worker": {"embedded_config": str(worker_config)}}))
+    done = run_cli("--check-config", "--config", str(config))
+    assert done.returncode == 2
+    assert "config.yaml: worker.embedded_config:" in done.stderr
+    assert "max_output_bytes" in done.stderr
+    missing = run_cli("--check-config", env={"WORKER_CONFIG": str(tmp_path / "absent.yaml")})
+    assert missing.returncode == 2
+    assert "worker.embedded_config:" in missing.stderr and "cannot read the config file" in missing.stderr
