@@ -71,7 +71,10 @@ class EmbeddedWorker:
         overrides = self.worker_overrides()
         _make_root(overrides["workspace_root"])
         self._app = create_app(self.load_worker_config(load_config, overrides))
-        self._runner = web.AppRunner(self._app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
+        # As in `worker` itself: a call the coordinator gives up on (shutdown grace) kills its run.
+        self._runner = web.AppRunner(
+            self._app, access_log=None, handle_signals=False, shutdown_timeout=5.0, handler_cancellation=True
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()

@@ -72,7 +72,15 @@ async def serve(config: WorkerConfig, port_file: Path | None = None) -> None:
             f"workspace_root {str(config.workspace_root)!r} is not usable: {exc.strerror or exc}; "
             "point workspace_root (or $WORKSPACE_ROOT) at a writable directory"
         ) from None
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS, access_log=None)
+    # handler_cancellation: a caller that hangs up (a coordinator killed or giving up mid-call) cancels
+    # its handler, which kills the run's process group and frees the session's queue.
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS,
+        access_log=None,
+        handler_cancellation=True,
+    )
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)
     try:

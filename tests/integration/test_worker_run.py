@@ -216,6 +216,32 @@ async def test_timeout_kills_the_process_group_including_a_forked_grandchild(
     assert await _wait_dead(pid)
 
 
+async def test_a_caller_that_hangs_up_mid_run_gets_its_process_group_killed(tmp_path: Path) -> None:
+    """A coordinator that dies or gives up mid-call leaves no run behind: the group is killed, the session freed.
+
+    The run timeout here is far longer than the bounded wait, so only the hang-up can end the run in time.
+    """
+    worker = start_worker(tmp_path, limits={"run_timeout_seconds": 600})
+    try:
+        async with aiohttp.ClientSession() as http:
+            api = WorkerClient(http, worker.url)
+            sid = await api.new_session()
+            code = "import os, time\nopen('run.pid', 'w').write(str(os.getpid()))\ntime.sleep(600)\n"
+            call = asyncio.create_task(api.op(sid, "run/python", {"code": code, "timeout": 600}))
+            pid_file = worker.session_dir(sid) / "run.pid"
+            async with asyncio.timeout(10):
+                while not (pid_file.exists() and pid_file.read_text()):
+                    await asyncio.sleep(0.01)
+            call.cancel()  # closes the connection, as a killed coordinator's would be
+            with pytest.raises(asyncio.CancelledError):
+                await call
+            assert await _wait_dead(int(pid_file.read_text()))
+            answer = await run(api, sid, code="print('next')")  # the session's FIFO is free again
+            assert answer["stdout"] == "next\n"
+    finally:
+        assert worker.stop() == 0
+
+
 async def test_background_grandchild_dies_when_the_program_exits(
     api: WorkerClient, sid: str, worker: WorkerProcess
 ) -> None:
