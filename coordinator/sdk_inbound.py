@@ -30,12 +30,22 @@ def _load() -> ModuleType:
         raise ImportError("the `mcp` package (>= 2.3) is not installed; pip install 'mcp>=2.3'")
     path = Path(next(iter(package.submodule_search_locations))) / "shared" / "inbound.py"
     spec = importlib.util.spec_from_file_location(_PRIVATE_NAME, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load the MCP SDK's request validation from {path}")
+    if spec is None or spec.loader is None or not path.is_file():
+        return _import_normally()  # a future SDK layout: correct, only slower to start
     module = importlib.util.module_from_spec(spec)
     sys.modules[_PRIVATE_NAME] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except ImportError:
+        del sys.modules[_PRIVATE_NAME]
+        return _import_normally()
     return module
+
+
+def _import_normally() -> ModuleType:
+    import mcp.shared.inbound  # noqa: PLC0415 - the slow path: runs mcp/__init__.py and its imports
+
+    return mcp.shared.inbound
 
 
 _inbound: Final = _load()
