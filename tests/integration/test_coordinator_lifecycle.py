@@ -292,3 +292,70 @@ def test_a_bad_embedded_worker_config_fails_check_config_naming_the_key(tmp_path
     missing = run_cli("--check-config", env={"WORKER_CONFIG": str(tmp_path / "absent.yaml")})
     assert missing.returncode == 2
     assert "worker.embedded_config:" in missing.stderr and "cannot read the config file" in missing.stderr
+
+
+async def test_sigterm_over_stdio_lets_the_running_call_answer_and_exits_0(tmp_path: Path) -> None:
+    """A client closing Claude Desktop mid-call: the answer still goes out on stdout, then exit 0."""
+    command = coordinator_command()
+    proc = await asyncio.create_subprocess_exec(
+        *command,
+        "--transport",
+        "stdio",
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=hermetic_env({"PORT": "0", "METRICS_PORT": "0", "WORKSPACE_ROOT": str(tmp_path / "ws")}),
+        cwd=str(tmp_path),
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+
+    async def send(message: dict[str, object]) -> None:
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps(message).encode() + b"\n")
+        await proc.stdin.drain()
+
+    async def reply(request_id: int) -> dict[str, object]:
+        assert proc.stdout is not None
+        while True:
+            message = json.loads(await proc.stdout.readline())
+            if message.get("id") == request_id:
+                return dict(message)
+
+    try:
+        async with asyncio.timeout(60):
+            await send(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "initialize",
+                    "params": {
+                        "protocolVersion": "2025-11-25",
+                        "capabilities": {},
+                        "clientInfo": {"name": "t", "version": "1"},
+                    },
+                }
+            )
+            await reply(1)
+            await send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+            code = "import time; open('started', 'w').close(); time.sleep(2); print('finished')"
+            await send(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 2,
+                    "method": "tools/call",
+                    "params": {"name": "run.python", "arguments": {"code": code}},
+                }
+            )
+            while not list((tmp_path / "ws").glob("*/started")):
+                await asyncio.sleep(0.02)
+            proc.send_signal(signal.SIGTERM)
+            answer = await reply(2)
+            assert await proc.wait() == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    result = answer["result"]
+    assert isinstance(result, dict)
+    assert result["isError"] is False, result
+    assert result["structuredContent"]["stdout"] == "finished\n"
