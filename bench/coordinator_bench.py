@@ -18,7 +18,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import sys
 import tempfile
@@ -30,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+from bench.procs import cpu_seconds, rss_mib, terminate
 
 VENV_BIN = Path(sys.executable).parent
 PORT_RE = re.compile(rb'"msg": "listening".*?"port": (\d+)')
@@ -91,27 +92,7 @@ async def _process(argv: list[str], env: dict[str, str], log: Path) -> AsyncIter
                 await asyncio.sleep(0.005)
         yield proc.pid, int(match.group(1)), time.perf_counter() - started
     finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                async with asyncio.timeout(30):
-                    await proc.wait()
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds the process has used so far (/proc/PID/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+        await terminate(proc)
 
 
 async def _wait_ready(http: aiohttp.ClientSession, url: str, timeout_s: float = 30.0) -> None:
@@ -199,9 +180,9 @@ async def _fs_read_rounds(
         coord_parts, direct_parts = [], []
         coord_cpu = 0.0
         for _ in range(rounds):
-            before = _cpu_seconds(pids[0])
+            before = cpu_seconds(pids[0])
             coord_parts.append(await _measure(calls // rounds, concurrency, via_coordinator))
-            coord_cpu += _cpu_seconds(pids[0]) - before
+            coord_cpu += cpu_seconds(pids[0]) - before
             direct_parts.append(await _measure(calls // rounds, concurrency, direct))
         merged = _merge(coord_parts)
         return merged, _merge(direct_parts), coord_cpu / len(merged.samples) * 1e6
@@ -211,7 +192,7 @@ async def _sessions_rss(coord_url: str, pid: int, count: int) -> tuple[float, fl
     connector = aiohttp.TCPConnector(limit=16)
     async with aiohttp.ClientSession(connector=connector) as http:
         await _tool(http, coord_url, "echo", {"text": "warm"})
-        idle = _rss_mib(pid)
+        idle = rss_mib(pid)
         sem = asyncio.Semaphore(16)
 
         async def one() -> None:
@@ -219,7 +200,7 @@ async def _sessions_rss(coord_url: str, pid: int, count: int) -> tuple[float, fl
                 await _tool(http, coord_url, "session.create", {})
 
         await asyncio.gather(*(one() for _ in range(count)))
-        return idle, _rss_mib(pid)
+        return idle, rss_mib(pid)
 
 
 async def _start_to_ready(tmp: Path) -> tuple[float, float]:

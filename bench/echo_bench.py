@@ -25,13 +25,14 @@ import json
 import os
 import re
 import shutil
-import signal
 import sys
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from bench.procs import cpu_seconds, terminate
 
 HERE = Path(__file__).resolve().parent
 LUA = HERE / "echo.lua"
@@ -55,12 +56,6 @@ class Server:
 
     port: int
     pid: int
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds consumed so far by process `pid`."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @asynccontextmanager
@@ -95,14 +90,7 @@ async def _process(
         drain = asyncio.ensure_future(discard())
         yield Server(port, proc.pid)
     finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                async with asyncio.timeout(30):
-                    await proc.wait()
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+        await terminate(proc)
         if drain is not None:
             drain.cancel()
 

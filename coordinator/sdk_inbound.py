@@ -18,6 +18,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Final
 
+from mcp_types import PROTOCOL_VERSION_META_KEY
+from mcp_types.jsonrpc import HEADER_MISMATCH
+
 _PRIVATE_NAME: Final = "coordinator._mcp_shared_inbound"
 
 
@@ -86,26 +89,29 @@ def classify(body: Mapping[str, Any], headers: Mapping[str, str] | None) -> Mode
     return ModernRoute(protocol_version=str(verdict.protocol_version), client_info=verdict.client_info)
 
 
-_ROUTING_HEADERS = (("mcp-protocol-version", "MCP-Protocol-Version"), ("mcp-method", "Mcp-Method"))
-
-
 def _name_missing_header(found: Rejection, body: Mapping[str, Any], headers: Mapping[str, str] | None) -> Rejection:
-    """Say "missing" rather than "does not match" when the mismatched routing header was never sent.
+    """Say "missing" rather than "does not match" when the routing header that failed was never sent.
 
-    Same code and data as the SDK's rejection; only the message is more helpful to whoever is
-    writing the client.
+    Follows the ladder's own order: MCP-Protocol-Version is checked first, Mcp-Method only once the
+    version matched the envelope. Same code and data as the SDK's rejection; only the message helps more.
     """
-    if headers is None or "does not match" not in found.message:
+    if headers is None or found.code != HEADER_MISMATCH:
         return found
-    for key, name in _ROUTING_HEADERS:
-        if key in found.message.lower() and key not in headers:
-            expected = body.get("method") if key == "mcp-method" else "the envelope's protocol version"
-            return Rejection(
-                code=found.code,
-                message=f"the {name} header is missing; a 2026-07-28 request must send {name}: {expected}",
-                data=found.data,
-            )
+    version = headers.get("mcp-protocol-version")
+    if version is None:
+        return _missing(found, "MCP-Protocol-Version", "the envelope's protocol version")
+    meta = body.get("params", {}).get("_meta", {})
+    if version == meta.get(PROTOCOL_VERSION_META_KEY) and "mcp-method" not in headers:
+        return _missing(found, "Mcp-Method", str(body.get("method")))
     return found
+
+
+def _missing(found: Rejection, name: str, expected: str) -> Rejection:
+    return Rejection(
+        code=found.code,
+        message=f"the {name} header is missing; a 2026-07-28 request must send {name}: {expected}",
+        data=found.data,
+    )
 
 
 def unsupported_version(requested: str) -> Rejection | None:

@@ -274,16 +274,14 @@ class SessionManager:
         SessionError tells the model to open a new one.
         """
         path = f"/v1/sessions/{record.session_id}/{op}"
-        try:
+
+        async def send(worker_url: str) -> dict[str, Any]:
             return await self.client.call(
-                record.worker_url,
-                "POST",
-                path,
-                body,
-                idempotent=idempotent,
-                trace_id=trace_id,
-                call_timeout=call_timeout,
+                worker_url, "POST", path, body, idempotent=idempotent, trace_id=trace_id, call_timeout=call_timeout
             )
+
+        try:
+            return await send(record.worker_url)
         except WorkerError as exc:
             lost = exc.code == "session_not_found"
             shared = self.config.worker.shared_workspaces
@@ -307,15 +305,7 @@ class SessionManager:
                 "was replaced; call session.create to open a new session and write the files again"
             )
         moved = await self._repin(record, trace_id)
-        return await self.client.call(
-            moved.worker_url,
-            "POST",
-            path,
-            body,
-            idempotent=idempotent,
-            trace_id=trace_id,
-            call_timeout=call_timeout,
-        )
+        return await send(moved.worker_url)
 
     async def _repin(self, record: SessionRecord, trace_id: str) -> SessionRecord:
         endpoint = self.pool.pick(frozenset({record.worker_url})) or self.pool.pick()

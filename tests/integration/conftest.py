@@ -1,13 +1,15 @@
-"""Integration fixtures: real coordinator processes, stopped (SIGTERM, then SIGKILL) at teardown."""
+"""Integration fixtures: real coordinator processes (stopped at teardown) and a client for a module's worker."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from coordinator_fixtures import CoordinatorProcess, start_coordinator
+from worker_fixtures import WorkerClient, WorkerProcess
 
 
 @pytest.fixture
@@ -33,3 +35,10 @@ def coordinator_factory(tmp_path: Path) -> Iterator[Callable[..., CoordinatorPro
 def coordinator(coordinator_factory: Callable[..., CoordinatorProcess]) -> CoordinatorProcess:
     """One coordinator with the embedded worker and default test config."""
     return coordinator_factory()
+
+
+@pytest.fixture
+async def api(worker: WorkerProcess) -> AsyncIterator[WorkerClient]:
+    """A client for the `worker` fixture of the requesting test module."""
+    async with aiohttp.ClientSession() as http:
+        yield WorkerClient(http, worker.url)

@@ -32,6 +32,8 @@ import yaml
 from aiohttp import web
 from mcp import Client
 
+from coordinator.config_schema import merge
+
 COORDINATOR_ENV_VARS = (
     "CONFIG_FILE",
     "LOG_LEVEL",
@@ -54,16 +56,6 @@ COORDINATOR_ENV_VARS = (
 
 POLL_INTERVAL = 0.02
 """Seconds between readiness polls (always inside a bounded deadline)."""
-
-
-def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 def coordinator_command() -> list[str]:
@@ -200,7 +192,7 @@ def start_coordinator(
         "server": {"port": 0, "metrics_port": 0, "shutdown_grace": "20s"},
         "worker": {"workspace_root": str(tmp_path / f"{name}-workspaces")},
     }
-    merged = _merge(base, config or {})
+    merged = merge(base, config or {})
     config_path = tmp_path / f"{name}.yaml"
     config_path.write_text(yaml.safe_dump(merged), "utf-8")
     stdout_path = tmp_path / f"{name}.stdout"

@@ -9,6 +9,7 @@ import socket
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import yaml
 from coordinator_fixtures import (
@@ -109,15 +110,7 @@ async def test_sigterm_during_a_long_call_lets_it_finish_and_exits_0(
     )
     async with Client(coord.mcp_url) as client:
         await client.list_tools()  # the client validates results against the listed output schemas
-        call = asyncio.create_task(
-            client.call_tool("run.python", {"code": "import time; time.sleep(2); print('finished')"})
-        )
-        await asyncio.to_thread(
-            wait_until,
-            lambda: _debug(coord)["inflight_calls"] == 1,
-            15,
-            "the run.python call to be in flight",
-        )
+        call = await _long_call(client, coord, "import time; time.sleep(2); print('finished')")
         coord.proc.send_signal(signal.SIGTERM)
         _, body = await asyncio.to_thread(wait_until, lambda: _ready_503(coord), 5, "/ready 503")
         assert body == {"ready": False, "reasons": ["draining"], "details": body["details"]}
@@ -129,6 +122,15 @@ async def test_sigterm_during_a_long_call_lets_it_finish_and_exits_0(
     assert [r["tool"] for r in records] == ["run.python"]
     assert records[0]["outcome"] == "success"
     assert any(r.get("msg") == "stopped" for r in coord.logs())
+
+
+async def _long_call(client: Client, coord: CoordinatorProcess, code: str) -> asyncio.Task[Any]:
+    """Start run.python `code` and return once the coordinator counts it in flight."""
+    call = asyncio.create_task(client.call_tool("run.python", {"code": code}))
+    await asyncio.to_thread(
+        wait_until, lambda: _debug(coord)["inflight_calls"] == 1, 15, "the run.python call to be in flight"
+    )
+    return call
 
 
 def _debug(coord: CoordinatorProcess) -> dict:
@@ -248,13 +250,7 @@ async def test_a_call_still_running_when_the_grace_runs_out_gets_a_clear_tool_er
     )
     async with Client(coord.mcp_url) as client:
         await client.list_tools()
-        call = asyncio.create_task(client.call_tool("run.python", {"code": "import time; time.sleep(60)"}))
-        await asyncio.to_thread(
-            wait_until,
-            lambda: _debug(coord)["inflight_calls"] == 1,
-            15,
-            "the run.python call to be in flight",
-        )
+        call = await _long_call(client, coord, "import time; time.sleep(60)")
         coord.proc.send_signal(signal.SIGTERM)
         result = await call
     assert result.is_error

@@ -5,9 +5,8 @@ from __future__ import annotations
 import base64
 import io
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
-import aiohttp
 import pytest
 from worker_fixtures import WorkerClient, WorkerProcess, start_worker
 
@@ -21,12 +20,6 @@ def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
     )
     yield proc
     assert proc.stop() == 0
-
-
-@pytest.fixture
-async def api(worker: WorkerProcess) -> AsyncIterator[WorkerClient]:
-    async with aiohttp.ClientSession() as http:
-        yield WorkerClient(http, worker.url)
 
 
 async def test_health_reports_status_worker_id_sessions_and_capacity(api: WorkerClient) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -36,12 +36,6 @@ def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
     )
     yield proc
     assert proc.stop() == 0
-
-
-@pytest.fixture
-async def api(worker: WorkerProcess) -> AsyncIterator[WorkerClient]:
-    async with aiohttp.ClientSession() as http:
-        yield WorkerClient(http, worker.url)
 
 
 @pytest.mark.parametrize("spec", INJECTIONS)

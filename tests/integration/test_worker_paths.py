@@ -5,10 +5,9 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 from worker_fixtures import WorkerClient, WorkerProcess, start_worker
 
@@ -37,12 +36,6 @@ def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
     proc = start_worker(tmp_path_factory.mktemp("paths"))
     yield proc
     assert proc.stop() == 0
-
-
-@pytest.fixture
-async def api(worker: WorkerProcess) -> AsyncIterator[WorkerClient]:
-    async with aiohttp.ClientSession() as http:
-        yield WorkerClient(http, worker.url)
 
 
 async def _refused(api: WorkerClient, sid: str, op: str, body: dict[str, object]) -> None:

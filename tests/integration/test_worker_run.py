@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -29,12 +29,6 @@ def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
     proc = start_worker(tmp_path_factory.mktemp("run"), env={"WORKER_SECRET_TOKEN": "hunter2"}, limits=LIMITS)
     yield proc
     assert proc.stop() == 0
-
-
-@pytest.fixture
-async def api(worker: WorkerProcess) -> AsyncIterator[WorkerClient]:
-    async with aiohttp.ClientSession() as http:
-        yield WorkerClient(http, worker.url)
 
 
 @pytest.fixture
